@@ -1,0 +1,31 @@
+"""Shared test fixtures: the parity fixture folder, tiny videos, seeded generators."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fixtures_root() -> Path:
+    """The parity fixture folder: $VIDGAN_FIXTURES or ../shared/fixtures/parity."""
+    env = os.environ.get("VIDGAN_FIXTURES")
+    return Path(env) if env else (ROOT.parent / "shared" / "fixtures" / "parity")
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    root = fixtures_root()
+    if not root.is_dir():
+        pytest.skip(f"parity fixtures not found at {root} (set VIDGAN_FIXTURES)")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _torch_defaults():
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    yield
