@@ -27,5 +27,7 @@ def parity_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _torch_defaults():
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    # one thread per test process: the suite runs as 2 xdist workers on 2 cores, and small
+    # convolutions get much slower with threads competing for the same cores
+    torch.set_num_threads(1)
     yield

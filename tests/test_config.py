@@ -31,6 +31,18 @@ def test_overrides_are_typed():
     assert cfg.size == 64 and cfg.bands == (3, 7) and cfg.inner.lr == 1e-3 and cfg.use_x is True
 
 
+def test_strings_stay_strings_for_optional_str_fields():
+    @dataclass(frozen=True)
+    class WithPolicy:
+        augment: str | None = None
+        count: int | None = None
+
+    cfg = apply_overrides(WithPolicy(), {"augment": "", "count": "3"})
+    assert cfg.augment == "" and cfg.count == 3
+    policy = apply_overrides(WithPolicy(), ["augment=color,translation"]).augment
+    assert policy == "color,translation"
+
+
 def test_unknown_key_names_nearest():
     with pytest.raises(ConfigError, match="did you mean 'size'"):
         apply_overrides(Outer(), ["sise=3"])

@@ -165,8 +165,7 @@ def apply_overrides(cfg: C, overrides: Iterable[str] | Mapping[str, Any]) -> C:
         else [_split_override(o) for o in overrides]
     )
     data = to_dict(cfg)
-    for key, raw in items:
-        value = _parse_scalar(raw) if isinstance(raw, str) else raw
+    for key, value in items:  # strings are parsed per field type in _set_path
         _set_path(type(cfg), data, key.split("."), value, key)
     return from_dict(type(cfg), data)
 
@@ -187,7 +186,8 @@ def _set_path(cls: Any, data: dict, parts: list[str], value: Any, full: str) -> 
         )
     if len(parts) == 1:
         tp = _field_types(cls)[head]
-        if isinstance(value, str) and typing.get_origin(tp) is not tuple and tp is not str:
+        takes_str = tp is str or str in typing.get_args(tp)
+        if isinstance(value, str) and typing.get_origin(tp) is not tuple and not takes_str:
             value = _parse_scalar(value)
         data[head] = value
         return

@@ -40,6 +40,12 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T) -> T:
         return self.register(name)(obj)
 
+    def update(self, name: str, obj: T) -> T:
+        """Replace the object of an already registered name (e.g. to attach a training recipe)."""
+        self.get(name)
+        self._items[name] = obj
+        return obj
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]

@@ -1,6 +1,7 @@
 """Model registry: a name ties together a config class, its builders and a training recipe.
 
-Each model file registers itself at import:
+Each model file registers itself at import (its training recipe is attached by the matching
+`vidgan.recipes` module, so model files stay free of training code):
 
     register_model(ModelSpec(name="fmr", config_cls=FMRConfig, build_generator=...,
                              build_discriminators=..., recipe=FMRRecipe))
@@ -11,7 +12,7 @@ The CLI's `--model` choices and the contract tests' parametrisation come from `M
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import nn
@@ -39,7 +40,20 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return MODELS.add(spec.name, spec)
 
 
-def get_model(name: str) -> ModelSpec:
-    import vidgan.models  # noqa: F401  (imports every model module so they register)
+def attach_recipe(name: str, recipe: Any) -> ModelSpec:
+    """Give registered model `name` its training recipe (called by the `vidgan.recipes` modules,
+    so model files never import training code)."""
+    return MODELS.update(name, replace(MODELS.get(name), recipe=recipe))
 
+
+def get_model(name: str) -> ModelSpec:
+    load_models()
     return MODELS.get(name)
+
+
+def load_models() -> list[str]:
+    """Import every model module and every recipe module; return the model names."""
+    import vidgan.models  # model modules register on import
+    import vidgan.recipes  # noqa: F401  (recipe modules attach themselves)
+
+    return MODELS.names()

@@ -1,0 +1,262 @@
+"""`vidgan generate`: the one sampling command for every model and every checkpoint kind."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from vidgan.commands import COMMANDS, Command
+from vidgan.errors import VidganError
+from vidgan.registry import Registry
+
+DESCRIPTION = """\
+Sample videos from a checkpoint: a vidgan model file (.safetensors), a training run folder,
+or an official DIGAN (.pkl), FMR (.pt) or G3AN (.pth) checkpoint.
+
+Modes (--mode):
+  random        N random videos (default)
+  grid          every one of --appearances contents with every one of --motions motions
+  lengths       each appearance at every supported length (16..48 frames for G3AN)
+  interpolate   --factor times the frame rate over the same span (continuous-time models)
+  extrapolate   --factor times as many frames at the same rate (continuous-time models)
+
+Frequency bands (FMR): --freq-edges splits the learned |w| into bands (in |w| units, or as
+fractions of the largest learned frequency with --ratio); --keep / --remove name bands (low,
+high, or indices 0..n), --alter BAND drives that band with the motion code of --motion-seed;
+--spectrum prints the learned frequencies and exits.
+
+Outputs go to --out: one file per video (mp4, gif, or a folder of png frames in the
+StyleGAN-V layout so the set can be evaluated like a real one), a labelled grid video with
+--grid, and generate.json recording the checkpoint, seed and options.
+
+Examples:
+  vidgan generate run/ --out samples --n 16 --seed 0
+  vidgan generate fmr_toy.safetensors --out interp --mode interpolate --factor 4 --grid
+  vidgan generate fmr_toy.safetensors --out low --freq-edges 3 --keep low
+  vidgan generate fmr_toy.safetensors --out alt --freq-edges 3 --alter high --motion-seed 7
+  vidgan generate fmr_toy.safetensors --spectrum
+  vidgan generate g3an.pth --from g3an --out grid --mode grid --appearances 3 --motions 4
+"""
+
+#: name -> fn(G, args, generator) -> list of (file stem, VideoOutput)
+Mode = Callable[..., list]
+MODES: Registry[Mode] = Registry("generate mode")
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ckpt", help="model file, run folder, or official checkpoint")
+    p.add_argument("--out", help="output folder (must be new or empty)")
+    p.add_argument("--from", dest="source", default=None, help="official format: digan|fmr|g3an")
+    p.add_argument("--mode", default="random", help="random|grid|lengths|interpolate|extrapolate")
+    p.add_argument("--n", type=int, default=8, help="number of videos (random mode)")
+    p.add_argument("--frames", type=int, default=16, help="frames per video on the model's grid")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw")
+    p.add_argument("--format", choices=("mp4", "gif", "png"), default="mp4")
+    p.add_argument("--fps", type=float, default=8.0, help="frame rate of written videos")
+    p.add_argument("--factor", type=int, default=4, help="interpolate/extrapolate factor")
+    p.add_argument("--appearances", type=int, default=3, help="contents in grid/lengths mode")
+    p.add_argument("--motions", type=int, default=3, help="motions in grid mode")
+    p.add_argument("--batch", type=int, default=8, help="videos rendered at once")
+    p.add_argument("--chunk", type=int, default=0, help="frames rendered at once (0 = all)")
+    p.add_argument("--grid", action="store_true", help="also write one labelled grid video")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    f = p.add_argument_group("frequency bands (models with learned motion frequencies: FMR)")
+    f.add_argument("--freq-edges", default=None, help="band edges, e.g. 3 or 2,5")
+    f.add_argument("--ratio", action="store_true", help="edges are fractions of the max |w|")
+    f.add_argument("--keep", default=None, help="bands to keep: low, high or indices (0,2)")
+    f.add_argument("--remove", default=None, help="bands to zero: low, high or indices")
+    f.add_argument("--alter", default=None, help="band driven by another motion code")
+    f.add_argument("--motion-seed", type=int, default=1, help="seed of the --alter motion code")
+    f.add_argument("--spectrum", action="store_true", help="print learned frequencies and exit")
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise VidganError(f"--out {out} exists and is not a folder.")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise VidganError(f"--out {out} is not empty; choose a new folder or pass --force.")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from vidgan.checkpoint import load_checkpoint
+    from vidgan.io import make_grid, write_video
+    from vidgan.train.dist import pick_device
+
+    for name in ("n", "frames", "factor", "appearances", "motions", "batch"):
+        if getattr(args, name) < 1:
+            raise VidganError(f"--{name} must be at least 1, got {getattr(args, name)}.")
+    mode = MODES.get(args.mode)
+    device = pick_device(args.device)
+    if args.spectrum:
+        loaded = load_checkpoint(args.ckpt, source=args.source, device=device)
+        print(_spectrum_text(loaded.generator))
+        return 0
+    if not args.out:
+        raise VidganError("--out is required (the folder the videos go to).")
+    out = Path(args.out)
+    _check_out(out, args.force)
+    loaded = load_checkpoint(args.ckpt, source=args.source, device=device)
+    G = _apply_band_edit(loaded.generator, args)
+    gen = torch.Generator().manual_seed(args.seed)
+    results = mode(G, args, gen)
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = {"mp4": ".mp4", "gif": ".gif", "png": ""}[args.format]
+    written = []
+    for stem, output in results:
+        names = output.names or [f"{i:04d}" for i in range(len(output.videos))]
+        for video, name in zip(output.videos, names):
+            fname = f"{stem}_{name.replace(' ', '_')}{suffix}"
+            written.append(str(write_video(out / fname, video, fps=args.fps)))
+        if args.grid:
+            grid = make_grid(output.videos.clamp(-1, 1), nrow=8, labels=names)
+            gsuffix = suffix or ".mp4"
+            written.append(str(write_video(out / f"{stem}_grid{gsuffix}", grid, fps=args.fps)))
+    record = {
+        "ckpt": str(args.ckpt),
+        "model": loaded.spec.name,
+        "mode": args.mode,
+        "seed": args.seed,
+        "options": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+        "provenance": loaded.provenance,
+        "files": written,
+    }
+    (out / "generate.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    print(f"wrote {len(written)} files to {out}/")
+    return 0
+
+
+def _bands(text: str | None, n_bands: int, flag: str) -> list[int]:
+    names = {"low": 0, "high": n_bands - 1}
+    out = []
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part in names:
+            out.append(names[part])
+        elif part.lstrip("-").isdigit() and -n_bands <= int(part) < n_bands:
+            out.append(int(part) % n_bands)
+        else:
+            raise VidganError(
+                f"{flag} {part!r} is not a band: use low, high or 0..{n_bands - 1} "
+                f"(--freq-edges gives {n_bands} bands)."
+            )
+    return out
+
+
+def _apply_band_edit(G, args: argparse.Namespace):
+    """The generator seen through --freq-edges/--keep/--remove/--alter (if any were given)."""
+    asked = any(v is not None for v in (args.freq_edges, args.keep, args.remove, args.alter))
+    if not asked:
+        return G
+    if not hasattr(G, "edit"):
+        raise VidganError(f"{type(G).__name__} has no frequency bands to edit.")
+    import torch
+
+    try:
+        edges = [float(x) for x in (args.freq_edges or "").split(",") if x.strip()]
+    except ValueError:
+        raise VidganError(
+            f"--freq-edges {args.freq_edges!r} must be numbers like 3 or 2,5."
+        ) from None
+    if not edges:
+        raise VidganError("--keep, --remove and --alter need --freq-edges (e.g. --freq-edges 3).")
+    n = len(edges) + 1
+    keep = _bands(args.keep, n, "--keep") if args.keep is not None else None
+    remove = _bands(args.remove, n, "--remove")
+    motions = {}
+    if args.alter is not None:
+        g = torch.Generator().manual_seed(args.motion_seed)
+        code = G.sample_latents(1, generator=g).motion[0]
+        motions = {b: code for b in _bands(args.alter, n, "--alter")}
+    edit = G.edit(edges=edges, ratio=args.ratio, keep=keep, remove=remove, band_motions=motions)
+    return G.with_edit(edit)
+
+
+def _spectrum_text(G) -> str:
+    if not hasattr(G, "frequency_spectrum"):
+        raise VidganError(f"{type(G).__name__} has no learned motion frequencies.")
+    lines = ["learned motion frequencies |w| (angular, per unit of time; frames are 2/16 apart)"]
+    for i, w in enumerate(G.frequency_spectrum()):
+        w = w.float().sort().values
+        q = [w[int(f * (len(w) - 1))].item() for f in (0.0, 0.25, 0.5, 0.75, 1.0)]
+        hist = " ".join(f"{int(((w >= a) & (w < a + 1)).sum())}" for a in range(int(q[-1]) + 1))
+        lines.append(
+            f"band generator {i}: {len(w)} sinusoids, min {q[0]:.2f} q25 {q[1]:.2f} "
+            f"median {q[2]:.2f} q75 {q[3]:.2f} max {q[4]:.2f}"
+        )
+        lines.append(f"  count per unit bin [0,1) [1,2) ...: {hist}")
+    return "\n".join(lines)
+
+
+def _common(args: argparse.Namespace) -> dict:
+    return {"batch_size": args.batch, "chunk_frames": args.chunk or None}
+
+
+@MODES.register("random")
+def _random(G, args, gen) -> list:
+    from vidgan.sample import sample
+
+    return [("video", sample(G, args.n, n_frames=args.frames, generator=gen, **_common(args)))]
+
+
+@MODES.register("grid")
+def _grid(G, args, gen) -> list:
+    from vidgan.sample import appearance_motion_grid
+
+    out = appearance_motion_grid(
+        G, args.appearances, args.motions, n_frames=args.frames, generator=gen, **_common(args)
+    )
+    return [("grid", out)]
+
+
+@MODES.register("lengths")
+def _lengths(G, args, gen) -> list:
+    from vidgan.sample import sample
+
+    lengths = G.supported_lengths or (16, 32, 48)
+    latents = G.sample_latents(args.appearances, n_frames=max(lengths), generator=gen)
+    results = []
+    for n_frames in lengths:
+        lat = latents
+        if not G.continuous_time:  # discrete models draw length-specific motion codes
+            lat = G.sample_latents(args.appearances, n_frames=n_frames, generator=gen)
+            lat.content = latents.content
+        out = sample(G, args.appearances, n_frames=n_frames, latents=lat, **_common(args))
+        out.names = [f"app{i}_{n_frames}f" for i in range(args.appearances)]
+        results.append((f"len{n_frames}", out))
+    return results
+
+
+@MODES.register("interpolate")
+def _interpolate(G, args, gen) -> list:
+    from vidgan.sample import interpolate
+
+    lat = G.sample_latents(args.n, n_frames=args.frames, generator=gen)
+    out = interpolate(G, lat, n_frames=args.frames, factor=args.factor, **_common(args))
+    return [(f"interp{args.factor}x", out)]
+
+
+@MODES.register("extrapolate")
+def _extrapolate(G, args, gen) -> list:
+    from vidgan.sample import extrapolate
+
+    lat = G.sample_latents(args.n, n_frames=args.frames, generator=gen)
+    out = extrapolate(G, lat, n_frames=args.frames, factor=args.factor, **_common(args))
+    return [(f"extrap{args.factor}x", out)]
+
+
+COMMANDS.add(
+    "generate",
+    Command(
+        help="sample videos from a checkpoint (any model, any checkpoint kind)",
+        description=DESCRIPTION,
+        configure=configure,
+        run=run,
+    ),
+)

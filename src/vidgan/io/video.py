@@ -1,0 +1,188 @@
+"""Read and write videos: mp4 (H.264 via PyAV), gif (Pillow) and folders of png frames.
+
+Two in-memory layouts are accepted everywhere: uint8 `[T, H, W, 3]` (what decoders return) and
+float `[3, T, H, W]` in [-1, 1] (one video of a model batch `[B, 3, T, H, W]`). Floats map to
+uint8 with the StyleGAN-V / FVD convention `(x * 127.5 + 128).clamp(0, 255)` (see `to_uint8`).
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vidgan.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".gif")
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def natural_key(name: str) -> list[object]:
+    """Sort key that orders embedded numbers by value: frame2 before frame10."""
+    return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
+
+
+def to_uint8(video: ArrayLike) -> ArrayLike:
+    """Map floats in [-1, 1] to uint8 as the official code does: (x*127.5+128).clamp(0,255).
+
+    Exact inverse of `x = u / 127.5 - 1` (u + 0.5 truncates back to u). Keeps the container type
+    (numpy in, numpy out) and the layout.
+    """
+    if isinstance(video, np.ndarray):
+        if video.dtype == np.uint8:
+            return video
+        return np.clip(video.astype(np.float32) * 127.5 + 128.0, 0, 255).astype(np.uint8)
+    if video.dtype == torch.uint8:
+        return video
+    return (video.float() * 127.5 + 128.0).clamp(0, 255).to(torch.uint8)
+
+
+def as_thwc_uint8(video: ArrayLike) -> np.ndarray:
+    """uint8 `[T, H, W, 3]` numpy from uint8 `[T, H, W, 3]` or float `[3, T, H, W]` in [-1, 1]."""
+    arr = video.detach().cpu() if isinstance(video, torch.Tensor) else video
+    if isinstance(arr, torch.Tensor):
+        arr = arr.numpy()
+    arr = np.asarray(arr)
+    if arr.dtype == np.uint8:
+        if arr.ndim != 4 or arr.shape[-1] not in (1, 3):
+            raise DataError(f"a uint8 video must be [T, H, W, 3], got shape {tuple(arr.shape)}.")
+        return np.ascontiguousarray(np.broadcast_to(arr, (*arr.shape[:3], 3)))
+    if arr.ndim != 4 or arr.shape[0] not in (1, 3):
+        raise DataError(f"a float video must be [3, T, H, W] in [-1, 1], got {tuple(arr.shape)}.")
+    u8 = to_uint8(arr)
+    u8 = np.broadcast_to(u8, (3, *u8.shape[1:]))
+    return np.ascontiguousarray(u8.transpose(1, 2, 3, 0))  # (T, H, W, 3)
+
+
+def _as_hwc_uint8(image: ArrayLike) -> np.ndarray:
+    arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if arr.dtype == np.uint8:
+        if arr.ndim == 2:
+            arr = arr[..., None].repeat(3, -1)
+        if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
+            raise DataError(f"a uint8 image must be [H, W, 3], got shape {tuple(arr.shape)}.")
+        return np.ascontiguousarray(arr)
+    if arr.ndim != 3 or arr.shape[0] not in (1, 3):
+        raise DataError(f"a float image must be [3, H, W] in [-1, 1], got {tuple(arr.shape)}.")
+    u8 = np.broadcast_to(to_uint8(arr), (3, *arr.shape[1:]))
+    return np.ascontiguousarray(u8.transpose(1, 2, 0))
+
+
+def write_image(path: str | Path, image: ArrayLike) -> Path:
+    """Write one image (uint8 `[H, W, 3]` or float `[3, H, W]` in [-1, 1]); format from suffix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(_as_hwc_uint8(image)).save(path)
+    return path
+
+
+def write_video(
+    path: str | Path, video: ArrayLike, fps: float = 8.0, *, crf: int = 18, loop: bool = True
+) -> Path:
+    """Write a video as .mp4 (H.264, yuv420p), .gif, or a folder of png frames (no suffix).
+
+    mp4 needs even sizes for yuv420p: odd sizes are padded by repeating the last row/column.
+    `crf` is the H.264 quality (lower is better; 18 is visually lossless).
+    """
+    path = Path(path)
+    frames = as_thwc_uint8(video)
+    suffix = path.suffix.lower()
+    if suffix == "":
+        path.mkdir(parents=True, exist_ok=True)
+        for old in path.glob("[0-9][0-9][0-9][0-9][0-9][0-9].png"):
+            if int(old.stem) >= len(frames):
+                old.unlink()  # frames of a longer video written here before
+        for k, frame in enumerate(frames):
+            Image.fromarray(frame).save(path / f"{k:06d}.png")
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".gif":
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(
+            path,
+            save_all=True,
+            append_images=images[1:],
+            duration=max(1, round(1000 / fps)),
+            loop=0 if loop else 1,
+            optimize=False,
+        )
+        return path
+    if suffix in (".mp4", ".mkv", ".mov"):
+        _write_h264(path, frames, fps=fps, crf=crf)
+        return path
+    raise DataError(
+        f"cannot write video {path}: unknown suffix {suffix!r} (use .mp4, .gif or none)."
+    )
+
+
+def _write_h264(path: Path, frames: np.ndarray, *, fps: float, crf: int) -> None:
+    import av
+
+    _, h, w, _ = frames.shape
+    ph, pw = h + h % 2, w + w % 2
+    if (ph, pw) != (h, w):
+        frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = pw, ph
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "medium"}
+        for frame in frames:
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            for packet in stream.encode(vf):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def read_video(path: str | Path) -> np.ndarray:
+    """Decode a whole video file (any PyAV format, gif) or a folder of frames to uint8 [T,H,W,3]."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"video {path} does not exist.")
+    if path.is_dir():
+        names = sorted(
+            (p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+            key=lambda p: natural_key(p.name),
+        )
+        if not names:
+            raise DataError(f"frame folder {path} holds no image files.")
+        frames = []
+        for p in names:
+            try:
+                with Image.open(p) as im:
+                    frames.append(np.asarray(im.convert("RGB")))
+            except OSError as e:
+                raise DataError(f"frame {p} is corrupt or truncated ({e}).") from None
+        if len({f.shape for f in frames}) > 1:
+            raise DataError(
+                f"frame folder {path} mixes frame sizes {sorted({f.shape for f in frames})}."
+            )
+        return np.stack(frames)
+    if path.suffix.lower() == ".gif":
+        try:
+            with Image.open(path) as im:
+                frames = []
+                for k in range(getattr(im, "n_frames", 1)):
+                    im.seek(k)
+                    frames.append(np.asarray(im.convert("RGB")))
+        except OSError as e:
+            raise DataError(f"gif {path} is corrupt or truncated ({e}).") from None
+        return np.stack(frames)
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except (av.error.FFmpegError, IndexError, ValueError) as e:
+        raise DataError(f"video {path} is corrupt or unreadable ({e}).") from None
+    if not frames:
+        raise DataError(f"video {path} has no decodable video frames.")
+    return np.stack(frames)

@@ -1,0 +1,738 @@
+"""G3AN: Disentangling Appearance and Motion for Video Generation (Wang et al., CVPR 2020).
+
+Paper: arXiv:1912.05523. Official code: github:wyhsirius/g3an-project (model/networks.py,
+model/ops.py at 74764fd). This file covers the paper's method section: the generator (G3
+modules with appearance, motion and main streams; factorized spatio-temporal self-attention,
+F-SA) and the two discriminators (image D_I, (2+1)D video D_V). Training math (BCE,
+non-saturating G, one random frame for D_I) lives in the training recipe, not here.
+
+Unconditional models (`num_classes = 0`) are exactly the official architecture: same layers,
+same order, same weight initialisation, same legacy spectral norm (stored power-iteration vectors
+`weight_u`, `weight_v`; eval mode uses them without iterating), so `vidgan.convert.g3an` can load
+the released `g3an.pth` and reproduce its outputs. One deliberate difference at init: u, v are
+power-iterated on the initial weights (the release leaves them random, so a fresh model in eval
+mode explodes); loaded checkpoints overwrite them.
+
+Attention layout (`G3ANConfig.attention_layout`):
+
+* ``"release"``: the official F-SA turns its attention result, laid out ``((b h w), t, c)`` in the
+  temporal and ``((b t), (h w), c)`` in the spatial branch, back into a video by reinterpreting the
+  memory as ``(b, h, w, c, t)``. That scrambles positions and channels, and the released weights
+  were trained with it, so converted checkpoints use this layout.
+* ``"intended"``: the correct inverse rearrangement (``(b h w) t c -> b c t h w`` and
+  ``(b t) (h w) c -> b c t h w``): each pixel attends over its own time steps, each frame over its
+  own positions. This is the default for new training runs.
+
+Both layouts compute the attention itself with `F.scaled_dot_product_attention` (scale 1: the
+release has no 1/sqrt(d)); q and k are zero-padded to the width of v so the fused (flash) kernels
+apply (q.k is unchanged; the math fallback with unequal widths was several times slower).
+
+Class-conditional generation (our extension; the authors promised it but never released it):
+
+* Generator: a learned label embedding ``e_y`` (`class_embed_dim` numbers) is concatenated to the
+  appearance code ``z_a`` and to every time step of the motion code ``z_m``. All three streams
+  therefore see the class: appearance (``[z_a, e_y]``), motion (``[z_m, e_y]``) and the main
+  stream (their concatenation, as in the paper). Actions (UCF-101) are about motion, so the motion
+  stream must see the label; concatenation keeps every block of the official architecture intact
+  apart from the width of the first block's inputs.
+* Discriminators: projection discriminator (Miyato & Koyama, ICLR 2018):
+  ``D(x, y) = psi(phi(x)) + <embed(y), phi(x)>``, where ``phi(x)`` are the features entering the
+  official last conv (summed over channels against the spectrally normalised class embedding,
+  averaged over positions) and ``psi`` is that last conv. With ``num_classes = 0`` no embedding
+  exists and the output is the official one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vidgan.errors import ConfigError, VidganError
+from vidgan.models.base import Latents, VideoGenerator, check_shape, expand_times
+from vidgan.models.registry import ModelSpec, register_model
+
+Mode = Literal["1p2d", "2p1d", "3d"]
+Layout = Literal["release", "intended"]
+
+SN_EPS = 1e-12  # torch.nn.utils.spectral_norm default, used by the release
+SN_INIT_ITERS = 15  # power iterations at init (torch.nn.utils.parametrizations.spectral_norm)
+N_BLOCKS = 5
+# Geometry of the five G3 blocks as ((k, s, p) spatial, (k, s, p) temporal), networks.py
+# Generator.__init__: 1x1 -> 4 -> 8 -> 16 -> 32 -> 64 pixels; T0 -> T0+3 -> x2 -> x2 -> same.
+BLOCK_GEOMETRY: tuple[tuple[tuple[int, int, int], tuple[int, int, int]], ...] = (
+    ((4, 1, 0), (4, 1, 0)),
+    ((4, 2, 1), (4, 2, 1)),
+    ((4, 2, 1), (4, 2, 1)),
+    ((4, 2, 1), (1, 1, 0)),
+    ((4, 2, 1), (1, 1, 0)),
+)
+RESOLUTION = 64  # fixed by BLOCK_GEOMETRY
+MIN_T0, MAX_T0 = 1, 9  # demo_multilength.py: zm with 1..9 steps -> 16..48 frames
+
+
+def n_frames_for(t0: int) -> int:
+    """Output length for a motion code of `t0` steps: T = 4 * T0 + 12 (T0+3, then x2 twice)."""
+    return 4 * t0 + 12
+
+
+SUPPORTED_LENGTHS = tuple(n_frames_for(t0) for t0 in range(MIN_T0, MAX_T0 + 1))
+
+
+@dataclass(frozen=True)
+class G3ANConfig:
+    """G3AN hyper-parameters; defaults are the paper / official release (cfg.py, networks.py)."""
+
+    c_a: int = 128  # appearance code size z_a (cfg.py --d_za, Generator c_a)
+    c_m: int = 10  # motion code size per step z_m (cfg.py --d_zm, Generator c_m)
+    ch: int = 64  # generator width multiplier (cfg.py --ch_g, Generator ch)
+    channel_mults: tuple[int, ...] = (8, 8, 4, 2, 1)  # out widths / ch of blocks 1..5 (networks.py)
+    mode: Mode = "1p2d"  # main-stream factorisation (cfg.py --g_mode; paper's best)
+    use_attention: bool = True  # F-SA; released weights and demos use it (train.py default False)
+    attention_after: int = 4  # F-SA sits after this G3 block, 1-based (networks.py forward)
+    attention_reduction: int = 8  # query/key width = C // 8 (ops.py TSA/SSA q_conv, k_conv)
+    attention_layout: Layout = "intended"  # "release" = official scrambled reshape (see above)
+    video_d_ch: int = 64  # video discriminator width (cfg.py --ch_d)
+    image_d_ch: int = 64  # image discriminator width (cfg.py --ch_d)
+    d_channel_mults: tuple[int, ...] = (1, 2, 4, 8)  # D widths / d_ch per stage (networks.py)
+    num_classes: int = 0  # ours: 0 = unconditional (official); > 0 = class-conditional
+    class_embed_dim: int = 32  # ours: size of the generator's label embedding e_y
+
+    def __post_init__(self) -> None:
+        def bad(msg: str) -> None:
+            raise ConfigError(f"G3ANConfig: {msg}")
+
+        if self.mode not in ("1p2d", "2p1d", "3d"):
+            bad(f"mode must be '1p2d', '2p1d' or '3d', got {self.mode!r}.")
+        if self.attention_layout not in ("release", "intended"):
+            bad(f"attention_layout must be 'release' or 'intended', got {self.attention_layout!r}.")
+        if len(self.channel_mults) != N_BLOCKS:
+            bad(f"channel_mults needs {N_BLOCKS} values (one per G3 block).")
+        if len(self.d_channel_mults) != 4:
+            bad("d_channel_mults needs 4 values (one per discriminator stage).")
+        for name in ("c_a", "c_m", "ch", "video_d_ch", "image_d_ch", "attention_reduction"):
+            if getattr(self, name) < 1:
+                bad(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if min(self.channel_mults) < 1 or min(self.d_channel_mults) < 1:
+            bad("channel multipliers must be at least 1.")
+        if not 1 <= self.attention_after <= N_BLOCKS:
+            bad(f"attention_after must be a block index 1..{N_BLOCKS}, got {self.attention_after}.")
+        if self.use_attention and self.attention_channels // self.attention_reduction < 1:
+            bad(
+                f"attention on {self.attention_channels} channels with reduction "
+                f"{self.attention_reduction} leaves no query/key channels; lower the reduction."
+            )
+        if self.num_classes < 0 or (self.num_classes > 0 and self.class_embed_dim < 1):
+            bad("num_classes must be >= 0 and class_embed_dim >= 1 for conditional models.")
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Output channels of each G3 block's streams (the main stream outputs twice this)."""
+        return tuple(self.ch * m for m in self.channel_mults)
+
+    @property
+    def attention_channels(self) -> int:
+        """Channels F-SA works on: the main output [h_s, h_v] of block `attention_after`."""
+        return 2 * self.widths[self.attention_after - 1]
+
+
+# --- spectral normalisation (Miyato et al., ICLR 2018) -----------------------------------------
+
+
+class _SpectralNorm:
+    """Mixin: W_SN = W / sigma(W), sigma ~ u^T W v with one power iteration per training call.
+
+    Same maths and state as the legacy `torch.nn.utils.spectral_norm` the release used
+    (parameter `weight_orig`, buffers `weight_u`, `weight_v`, eps 1e-12): in eval mode the
+    stored u, v are used as they are, which the released outputs depend on.
+    """
+
+    sn_dim: int = 0
+    weight_orig: nn.Parameter
+    weight_u: Tensor
+    weight_v: Tensor
+
+    def _init_spectral_norm(self, sn_dim: int) -> None:
+        module: nn.Module = self  # type: ignore[assignment]
+        weight = module._parameters.pop("weight")
+        self.sn_dim = sn_dim
+        module.register_parameter("weight_orig", weight)
+        rows, cols = self._weight_matrix(weight.detach()).shape
+        u = F.normalize(weight.new_empty(rows).normal_(0, 1), dim=0, eps=SN_EPS)
+        v = F.normalize(weight.new_empty(cols).normal_(0, 1), dim=0, eps=SN_EPS)
+        module.register_buffer("weight_u", u)
+        module.register_buffer("weight_v", v)
+
+    @torch.no_grad()
+    def converge_spectral_norm(self, n_iter: int = SN_INIT_ITERS) -> None:
+        """Power-iterate u, v on the current weight (after (re-)initialising it).
+
+        The release starts from random u, v (legacy spectral_norm), so a freshly built model in
+        eval mode divides by a tiny sigma and explodes; like torch's newer
+        `parametrizations.spectral_norm` we iterate at init. Loaded checkpoints overwrite u, v.
+        """
+        if self.weight_orig.is_meta:
+            return
+        mat = self._weight_matrix(self.weight_orig)
+        for _ in range(n_iter):
+            self.weight_v.copy_(F.normalize(mat.t().mv(self.weight_u), dim=0, eps=SN_EPS))
+            self.weight_u.copy_(F.normalize(mat.mv(self.weight_v), dim=0, eps=SN_EPS))
+
+    def _weight_matrix(self, weight: Tensor) -> Tensor:
+        """The SN dimension first, the rest flattened: (rows, cols)."""
+        if self.sn_dim != 0:
+            weight = weight.movedim(self.sn_dim, 0)
+        return weight.reshape(weight.shape[0], -1)
+
+    def normalized_weight(self) -> Tensor:
+        """W_SN = W / sigma(W), sigma = u^T W v, after a power iteration in training mode."""
+        weight = self.weight_orig
+        mat = self._weight_matrix(weight)
+        u, v = self.weight_u, self.weight_v
+        if self.training:  # type: ignore[attr-defined]
+            with torch.no_grad():
+                v.copy_(F.normalize(mat.t().mv(u), dim=0, eps=SN_EPS))
+                u.copy_(F.normalize(mat.mv(v), dim=0, eps=SN_EPS))
+            u, v = u.clone(), v.clone()
+        sigma = torch.dot(u, mat.mv(v))
+        return weight / sigma
+
+
+class SNConv2d(_SpectralNorm, nn.Conv2d):
+    """Spectrally normalised Conv2d (SN dim 0)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_spectral_norm(0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._conv_forward(x, self.normalized_weight(), self.bias)
+
+
+class SNConv3d(_SpectralNorm, nn.Conv3d):
+    """Spectrally normalised Conv3d (SN dim 0)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_spectral_norm(0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._conv_forward(x, self.normalized_weight(), self.bias)
+
+
+class SNConvTranspose3d(_SpectralNorm, nn.ConvTranspose3d):
+    """Spectrally normalised ConvTranspose3d (SN dim 1 = output channels, as torch's default)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_spectral_norm(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv_transpose3d(
+            x,
+            self.normalized_weight(),
+            self.bias,
+            self.stride,
+            self.padding,
+            self.output_padding,
+            self.groups,
+            self.dilation,
+        )
+
+
+class SNEmbedding(_SpectralNorm, nn.Embedding):
+    """Spectrally normalised class embedding for the projection discriminators (ours)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_spectral_norm(0)
+
+    def forward(self, labels: Tensor) -> Tensor:
+        return F.embedding(labels, self.normalized_weight())
+
+
+# --- generator --------------------------------------------------------------------------------
+
+
+class UpConv(nn.Module):
+    """One stream layer of a G3 block: SN ConvTranspose3d -> BatchNorm3d -> ReLU."""
+
+    def __init__(
+        self,
+        *,
+        in_ch: int,
+        out_ch: int,
+        kernel: tuple[int, int, int],
+        stride: tuple[int, int, int],
+        padding: tuple[int, int, int],
+    ) -> None:
+        super().__init__()
+        self.conv = SNConvTranspose3d(in_ch, out_ch, kernel, stride, padding)
+        self.bn = nn.BatchNorm3d(out_ch)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.bn(self.conv(x)), inplace=True)
+
+
+def _spatial(k: int, s: int, p: int) -> dict[str, tuple[int, int, int]]:
+    return {"kernel": (1, k, k), "stride": (1, s, s), "padding": (0, p, p)}
+
+
+def _temporal(k: int, s: int, p: int) -> dict[str, tuple[int, int, int]]:
+    return {"kernel": (k, 1, 1), "stride": (s, 1, 1), "padding": (p, 0, 0)}
+
+
+class G3Block(nn.Module):
+    """G3 module: appearance G_S, motion G_T and main G_V streams, fused.
+
+    h_V <- G_V(h_V) + G_T(h_T) (repeated over H, W);  h_V <- [G_S(h_S) repeated over T, h_V].
+    """
+
+    def __init__(
+        self,
+        *,
+        in_app: int,  # channels of h_S (appearance stream input)
+        in_main: int,  # channels of h_V (main stream input)
+        in_mot: int,  # channels of h_T (motion stream input)
+        out_ch: int,  # output channels of every stream (h_V leaves with 2 * out_ch)
+        mode: Mode,  # main-stream factorisation: '1p2d' temporal then spatial, '2p1d', '3d'
+        spatial: tuple[int, int, int],  # (kernel, stride, padding) of spatial up-convolutions
+        temporal: tuple[int, int, int],  # (kernel, stride, padding) of temporal up-convolutions
+    ) -> None:
+        super().__init__()
+        sp, tp = _spatial(*spatial), _temporal(*temporal)
+        if mode == "1p2d":
+            main = [
+                UpConv(in_ch=in_main, out_ch=out_ch, **tp),
+                UpConv(in_ch=out_ch, out_ch=out_ch, **sp),
+            ]
+        elif mode == "2p1d":
+            main = [
+                UpConv(in_ch=in_main, out_ch=out_ch, **sp),
+                UpConv(in_ch=out_ch, out_ch=out_ch, **tp),
+            ]
+        else:  # '3d': one (k_t, k, k) up-convolution
+            both = {key: (tp[key][0], *sp[key][1:]) for key in sp}
+            main = [UpConv(in_ch=in_main, out_ch=out_ch, **both)]
+        self.main = nn.Sequential(*main)
+        self.appearance = UpConv(in_ch=in_app, out_ch=out_ch, **sp)
+        self.motion = UpConv(in_ch=in_mot, out_ch=out_ch, **tp)
+
+    def forward(self, h_s: Tensor, h_v: Tensor, h_t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        h_v = self.main(h_v)  # (B, C, T, H, W)
+        h_s = self.appearance(h_s)  # (B, C, 1, H, W)
+        h_t = self.motion(h_t)  # (B, C, T, 1, 1)
+        h_v = h_v + h_t  # fusion: motion added at every pixel (broadcast over H, W)
+        h_v = torch.cat(
+            [h_s.expand(-1, -1, h_v.shape[2], -1, -1), h_v], dim=1
+        )  # fusion: appearance first, (B, 2C, T, H, W)
+        return h_s, h_v, h_t
+
+
+class SelfAttention(nn.Module):
+    """Self-attention along one axis of a video (SAGAN-style): out = gamma * softmax(Q K^T) V + x.
+
+    `axis="time"` is the temporal branch (each pixel over its T steps, official TSA),
+    `axis="space"` the spatial branch (each frame over its H*W positions, official SSA).
+    """
+
+    def __init__(
+        self, *, channels: int, reduction: int, axis: Literal["time", "space"], layout: Layout
+    ) -> None:
+        super().__init__()
+        self.axis = axis
+        self.layout = layout
+        self.query = SNConv3d(channels, channels // reduction, 1)
+        self.key = SNConv3d(channels, channels // reduction, 1)
+        self.value = SNConv3d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))  # starts as identity (SAGAN)
+
+    def _tokens(self, x: Tensor) -> Tensor:
+        """(B, C, T, H, W) -> sequences of tokens along the attention axis."""
+        b, c, t, h, w = x.shape
+        if self.axis == "time":
+            x = x.permute(0, 3, 4, 2, 1).reshape(b * h * w, t, c)  # (b h w) t c
+        else:
+            x = x.permute(0, 2, 3, 4, 1).reshape(b * t, h * w, c)  # (b t) (h w) c
+        return x.contiguous()
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, t, h, w = x.shape
+        tokens = self._tokens(x)
+        # the 1x1x1 convolutions q, k, v as linear maps on the tokens (same weights)
+        q, k, v = (
+            F.linear(tokens, conv.normalized_weight().flatten(1), conv.bias)
+            for conv in (self.query, self.key, self.value)
+        )
+        if q.shape[-1] != c:
+            # zero channels leave q.k unchanged and let the fused (flash) kernels run, which
+            # need one head size for q, k and v
+            q, k = F.pad(q, (0, c - q.shape[-1])), F.pad(k, (0, c - k.shape[-1]))
+        # softmax over keys of unscaled scores, as the release (no 1/sqrt(d))
+        out = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], scale=1.0)
+        out = out[:, 0]  # (N, L, C)
+        if self.layout == "release":
+            # the release's raw view(b, h, w, C, t) of this memory, then permute to (B,C,T,H,W)
+            out = out.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2)
+        elif self.axis == "time":
+            out = out.reshape(b, h, w, t, c).permute(0, 4, 3, 1, 2)  # (b h w) t c -> b c t h w
+        else:
+            out = out.reshape(b, t, h, w, c).permute(0, 4, 1, 2, 3)  # (b t) (h w) c -> b c t h w
+        return self.gamma * out + x
+
+
+class FactorizedSpatioTemporalAttention(nn.Module):
+    """F-SA: temporal self-attention followed by spatial self-attention."""
+
+    def __init__(self, *, channels: int, reduction: int, layout: Layout) -> None:
+        super().__init__()
+        self.temporal = SelfAttention(
+            channels=channels, reduction=reduction, axis="time", layout=layout
+        )
+        self.spatial = SelfAttention(
+            channels=channels, reduction=reduction, axis="space", layout=layout
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.spatial(self.temporal(x))
+
+
+class G3ANGenerator(VideoGenerator):
+    """G3AN generator: five G3 blocks, F-SA, a Conv3d to RGB and tanh.
+
+    `z_content` is the appearance code z_a `[B, c_a]`, `z_motion` the motion code z_m
+    `[B, c_m, T0]`; the video has T = 4 * T0 + 12 frames of 64x64 (T0 = 1 gives 16 frames).
+    """
+
+    continuous_time = False
+    supported_lengths = SUPPORTED_LENGTHS
+
+    def __init__(self, cfg: G3ANConfig | None = None) -> None:
+        super().__init__()
+        cfg = cfg or G3ANConfig()
+        self.cfg = cfg
+        self.num_classes = cfg.num_classes
+        e = cfg.class_embed_dim if cfg.num_classes else 0
+        self.label_embed = nn.Embedding(cfg.num_classes, e) if cfg.num_classes else None
+
+        in_app, in_main, in_mot = cfg.c_a + e, cfg.c_a + cfg.c_m + 2 * e, cfg.c_m + e
+        blocks = []
+        for width, (spatial, temporal) in zip(cfg.widths, BLOCK_GEOMETRY):
+            blocks.append(
+                G3Block(
+                    in_app=in_app,
+                    in_main=in_main,
+                    in_mot=in_mot,
+                    out_ch=width,
+                    mode=cfg.mode,
+                    spatial=spatial,
+                    temporal=temporal,
+                )
+            )
+            in_app, in_main, in_mot = width, 2 * width, width
+        self.blocks = nn.ModuleList(blocks)
+        self.fsa = (
+            FactorizedSpatioTemporalAttention(
+                channels=cfg.attention_channels,
+                reduction=cfg.attention_reduction,
+                layout=cfg.attention_layout,
+            )
+            if cfg.use_attention
+            else None
+        )
+        self.to_rgb = nn.Conv3d(in_main, 3, (1, 3, 3), 1, (0, 1, 1))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Official init (networks.py init_weights): Conv3d N(0, 0.02), BN gain N(1, 0.02), bias 0.
+
+        Transposed convolutions keep PyTorch's default init, as in the release.
+        """
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                w = m.weight_orig if isinstance(m, _SpectralNorm) else m.weight
+                nn.init.normal_(w, 0.0, 0.02)
+            elif isinstance(m, nn.BatchNorm3d):
+                nn.init.normal_(m.weight, 1.0, 0.02)
+                nn.init.zeros_(m.bias)
+        _converge_all(self)
+
+    # --- contract ---------------------------------------------------------------------------
+    def sample_latents(
+        self,
+        batch: int,
+        *,
+        n_frames: int = 16,
+        generator: torch.Generator | None = None,
+        labels: Tensor | None = None,
+    ) -> Latents:
+        """z_a ~ N(0, I) `[B, c_a]`, then z_m ~ N(0, I) `[B, c_m, T0]` (trainer.py, demos)."""
+        self.check_length(n_frames)
+        t0 = (n_frames - 12) // 4
+        dev = self.device
+        z_app = torch.randn(batch, self.cfg.c_a, generator=generator, device=dev)
+        z_mot = torch.randn(batch, self.cfg.c_m, t0, generator=generator, device=dev)
+        if self.num_classes:
+            if labels is None:
+                labels = torch.randint(self.num_classes, (batch,), generator=generator, device=dev)
+            labels = self._check_labels(labels, batch)
+        elif labels is not None:
+            raise VidganError("labels were given, but this G3AN model is unconditional.")
+        return Latents(content=z_app, motion=z_mot, labels=labels)
+
+    def frame_times(self, n_frames: int) -> Tensor:
+        """Frame indices 0..T-1 as float: G3AN renders the integer grid only."""
+        self.check_length(n_frames)
+        return torch.arange(n_frames, dtype=torch.float32, device=self.device)
+
+    def forward(
+        self,
+        z_content: Tensor,
+        z_motion: Tensor,
+        t: Tensor,
+        *,
+        labels: Tensor | None = None,
+        noise: list[Tensor] | None = None,
+    ) -> Tensor:
+        """Videos `[B, 3, 4*T0+12, 64, 64]` in (-1, 1) from z_a `[B, c_a]`, z_m `[B, c_m, T0]`."""
+        cfg = self.cfg
+        check_shape(z_content, (None, cfg.c_a), "z_content")
+        b = z_content.shape[0]
+        check_shape(z_motion, (b, cfg.c_m, None), "z_motion")
+        if noise is not None:
+            raise VidganError("G3AN takes no noise inputs; pass noise=None.")
+        t0 = z_motion.shape[2]
+        n_frames = n_frames_for(t0)
+        times = expand_times(t, b)
+        if times.shape[1] != n_frames:
+            raise VidganError(
+                f"G3AN makes {n_frames} frames from a motion code of {t0} steps "
+                f"(T = 4*T0 + 12), but {times.shape[1]} timestamps were given."
+            )
+        grid = torch.arange(n_frames, device=times.device, dtype=times.dtype)
+        if not torch.equal(times, grid.expand_as(times)):
+            raise VidganError("G3AN renders frames 0..T-1 only; pass t = G.frame_times(T).")
+        return self.synthesize(z_content, z_motion, labels=labels)
+
+    def synthesize(self, z_app: Tensor, z_mot: Tensor, *, labels: Tensor | None = None) -> Tensor:
+        """The official forward G(z_a, z_m) on `[B, c_a]` and `[B, c_m, T0]` codes."""
+        z_app = z_app[:, :, None, None, None]  # (B, c_a, 1, 1, 1)
+        z_mot = z_mot[:, :, :, None, None]  # (B, c_m, T0, 1, 1)
+        if self.label_embed is not None:
+            e = self.label_embed(self._check_labels(labels, z_app.shape[0]))  # (B, E)
+            e = e[:, :, None, None, None].to(z_app.dtype)
+            z_app = torch.cat([z_app, e], 1)  # (B, c_a+E, 1, 1, 1)
+            z_mot = torch.cat([z_mot, e.expand(-1, -1, z_mot.shape[2], -1, -1)], 1)
+        elif labels is not None:
+            raise VidganError("labels were given, but this G3AN model is unconditional.")
+        h_v = torch.cat(
+            [z_app.expand(-1, -1, z_mot.shape[2], -1, -1), z_mot], 1
+        )  # (B,Ca+Cm,T0,1,1)
+        h_s, h_t = z_app, z_mot
+        for i, block in enumerate(self.blocks, start=1):
+            h_s, h_v, h_t = block(h_s, h_v, h_t)
+            if self.fsa is not None and i == self.cfg.attention_after:
+                h_v = self.fsa(h_v)
+        return torch.tanh(self.to_rgb(h_v))
+
+    def _check_labels(self, labels: Tensor | None, batch: int) -> Tensor:
+        if labels is None:
+            raise VidganError(
+                f"this G3AN model is conditional on {self.num_classes} classes; pass labels."
+            )
+        return _check_labels(labels, batch, self.num_classes)
+
+
+def _check_labels(labels: Tensor, batch: int, num_classes: int) -> Tensor:
+    check_shape(labels, (batch,), "labels")
+    if labels.is_floating_point() or labels.is_complex():
+        raise VidganError("labels must be integer class ids.")
+    if batch and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise VidganError(f"labels must lie in 0..{num_classes - 1}.")
+    return labels.long()
+
+
+# --- discriminators -----------------------------------------------------------------------------
+
+
+def _converge_all(module: nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, _SpectralNorm):
+            m.converge_spectral_norm()
+
+
+def _init_disc(module: nn.Module) -> None:
+    """Official D init (networks.py): conv weights N(0, 0.02), PyTorch default biases."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+            nn.init.normal_(m.weight_orig, 0.0, 0.02)
+    _converge_all(module)
+
+
+class _Projection(nn.Module):
+    """Projection term <embed(y), phi(x)> (Miyato & Koyama 2018), averaged over positions."""
+
+    def __init__(self, *, num_classes: int, channels: int) -> None:
+        super().__init__()
+        self.embed = SNEmbedding(num_classes, channels)
+        nn.init.normal_(self.embed.weight_orig, 0.0, 0.02)
+
+    def forward(self, features: Tensor, labels: Tensor) -> Tensor:
+        e = self.embed(labels).to(features.dtype)  # (B, C)
+        proj = torch.einsum("bc,bc...->b...", e, features)  # (B, *positions)
+        return proj.flatten(1).mean(1)
+
+
+class _ConditionalD(nn.Module):
+    num_classes: int
+    projection: _Projection | None
+
+    def _projection(self, features: Tensor, labels: Tensor | None) -> Tensor | None:
+        if self.projection is None:
+            if labels is not None:
+                raise VidganError(
+                    "labels were given, but this G3AN discriminator is unconditional."
+                )
+            return None
+        if labels is None:
+            raise VidganError(
+                f"this discriminator is conditional on {self.num_classes} classes; pass labels."
+            )
+        return self.projection(features, _check_labels(labels, features.shape[0], self.num_classes))
+
+
+class VideoDiscriminator(_ConditionalD):
+    """(2+1)D video discriminator D_V: 4 x [SN conv (1,4,4)/2, SN conv (4,1,1)], head.
+
+    Works on [B, 3, T, 64, 64] with T >= 16; for T = 16 the logit is the official one, longer
+    clips average the head's logit map over time (ours).
+    """
+
+    def __init__(
+        self, *, ch: int = 64, mults: Sequence[int] = (1, 2, 4, 8), num_classes: int = 0
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        widths = [ch * m for m in mults]
+        stages: list[nn.Module] = []
+        in_ch = 3
+        for w in widths:
+            stages.append(SNConv3d(in_ch, w, (1, 4, 4), (1, 2, 2), (0, 1, 1)))  # space: H/2
+            stages.append(SNConv3d(w, w, (4, 1, 1), 1, 0))  # time: T-3
+            in_ch = w
+        self.stages = nn.ModuleList(stages)
+        self.final_spatial = SNConv3d(in_ch, in_ch, (1, 4, 4), 1, 0)  # 4x4 -> 1x1
+        self.logit = SNConv3d(in_ch, 1, (4, 1, 1), 1, 0)  # 4 steps -> 1
+        self.projection = (
+            _Projection(num_classes=num_classes, channels=in_ch) if num_classes else None
+        )
+        _init_disc(self)
+
+    def forward(self, video: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Logits `[B]` for videos `[B, 3, T, H, W]`."""
+        check_shape(video, (None, 3, None, None, None), "video")
+        if video.shape[2] < 16 or min(video.shape[3:]) < RESOLUTION:
+            raise VidganError(
+                f"the G3AN video discriminator needs at least 16 frames of {RESOLUTION}x"
+                f"{RESOLUTION}, got {video.shape[2]} of {video.shape[3]}x{video.shape[4]}."
+            )
+        h = video
+        for conv in self.stages:
+            h = F.leaky_relu(conv(h), 0.2)
+        h = F.leaky_relu(self.final_spatial(h), 0.2)  # phi(x): (B, C, T', 1, 1)
+        out = self.logit(h).flatten(1).mean(1)  # (B,)
+        proj = self._projection(h, labels)
+        return out if proj is None else out + proj
+
+
+class ImageDiscriminator(_ConditionalD):
+    """Image discriminator D_I: 4 SN conv 4/2/1 with LeakyReLU 0.2, SN conv 4/1/0."""
+
+    def __init__(
+        self, *, ch: int = 64, mults: Sequence[int] = (1, 2, 4, 8), num_classes: int = 0
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        stages: list[nn.Module] = []
+        in_ch = 3
+        for m in mults:
+            stages.append(SNConv2d(in_ch, ch * m, 4, 2, 1))
+            in_ch = ch * m
+        self.stages = nn.ModuleList(stages)
+        self.logit = SNConv2d(in_ch, 1, 4, 1, 0)
+        self.projection = (
+            _Projection(num_classes=num_classes, channels=in_ch) if num_classes else None
+        )
+        _init_disc(self)
+
+    def forward(self, image: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Logits `[B]` for frames `[B, 3, H, W]`."""
+        check_shape(image, (None, 3, None, None), "image")
+        if min(image.shape[2:]) < RESOLUTION:
+            raise VidganError(
+                f"the G3AN image discriminator needs {RESOLUTION}x{RESOLUTION} frames, "
+                f"got {image.shape[2]}x{image.shape[3]}."
+            )
+        h = image
+        for conv in self.stages:
+            h = F.leaky_relu(conv(h), 0.2)  # phi(x) after the last one: (B, C, 4, 4)
+        out = self.logit(h).flatten(1).mean(1)  # (B,)
+        proj = self._projection(h, labels)
+        return out if proj is None else out + proj
+
+
+def build_generator(cfg: G3ANConfig) -> G3ANGenerator:
+    return G3ANGenerator(cfg)
+
+
+def build_discriminators(cfg: G3ANConfig) -> dict[str, nn.Module]:
+    """{"image": D_I, "video": D_V} for `cfg` (conditional when cfg.num_classes > 0)."""
+    return {
+        "image": ImageDiscriminator(
+            ch=cfg.image_d_ch, mults=cfg.d_channel_mults, num_classes=cfg.num_classes
+        ),
+        "video": VideoDiscriminator(
+            ch=cfg.video_d_ch, mults=cfg.d_channel_mults, num_classes=cfg.num_classes
+        ),
+    }
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Trainable parameters (spectral-norm u, v and BN statistics are buffers)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+register_model(
+    ModelSpec(
+        name="g3an",
+        config_cls=G3ANConfig,
+        build_generator=build_generator,
+        build_discriminators=build_discriminators,
+        recipe=None,
+        description="G3AN (CVPR 2020): three-stream G3 generator with F-SA, 64x64, 16-48 frames.",
+    )
+)
+
+__all__ = [
+    "SUPPORTED_LENGTHS",
+    "FactorizedSpatioTemporalAttention",
+    "G3ANConfig",
+    "G3ANGenerator",
+    "G3Block",
+    "ImageDiscriminator",
+    "SNConv2d",
+    "SNConv3d",
+    "SNConvTranspose3d",
+    "SNEmbedding",
+    "SelfAttention",
+    "UpConv",
+    "VideoDiscriminator",
+    "build_discriminators",
+    "build_generator",
+    "count_parameters",
+    "n_frames_for",
+]

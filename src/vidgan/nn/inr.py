@@ -1,0 +1,210 @@
+"""Parts of an implicit (INR) image/video generator: coordinate grids, Fourier coordinate features
+with a time phase shift, and per-pixel factorised-multiplicative-modulated (FMM) linear layers.
+
+INR-GAN (Skorokhodov et al., CVPR 2021, arXiv:2011.12026) renders every pixel from its (x, y)
+coordinates with 1x1 layers whose weights are modulated by the latent code. DIGAN (Yu et al.,
+ICLR 2022, arXiv:2202.10571, sec. 3.1) adds time: it enters only as a phase shift of the Fourier
+coordinate features. Every layer here is split into a time-independent part computed once per
+video (`content`, `modulate`) and a cheap per-frame part, so a video costs one set of modulated
+weights however many frames it has.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vidgan.nn.equalized import SQRT2, EqualLinear
+
+
+def coordinate_grid(
+    n: int,
+    *,
+    fov: float = 1.0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """`[2, n, n]` pixel coordinates: channel 0 = x along the width, channel 1 = y (up).
+
+    INR-GAN's grid is left-aligned, not pixel-centred: x_j = fov * (2 j / n - 1), so the training
+    view (fov = 1) covers [-1, 1 - 2/n]; y is the same row flipped (the top row has the largest y).
+    A denser grid (larger `n`, same `fov`) samples the same scene more finely (space
+    up-sampling): grid(s n)[:, s i + s - 1, s j] = grid(n)[:, i, j], the flipped y making the
+    odd rows line up. A wider one (`fov` > 1, n = fov n0) sees beyond the training view
+    (zoom-out) and holds grid(n0) at offset (n - n0) / 2 in both axes.
+    """
+    row = torch.arange(n, device=device, dtype=torch.float32) / n * 2 - 1
+    if fov != 1.0:
+        row = row * fov
+    x = row[None, :].expand(n, n)  # varies along the width
+    y = row.flip(0)[:, None].expand(n, n)  # varies along the height, top row largest
+    return torch.stack([x, y]).to(dtype)
+
+
+@dataclass(frozen=True)
+class CoordGrid:
+    """The view a generator renders: output size in pixels and coordinate half-width `fov`.
+
+    `size` = resolution * (pixels per training pixel) * fov; e.g. at 128 px, `CoordGrid(256)` is a
+    2x up-sampled render and `CoordGrid(192, fov=1.5)` a 1.5x zoom-out at training pixel density.
+    """
+
+    size: int
+    fov: float = 1.0
+
+    def stage(self, n: int) -> Tensor:
+        """The grid of a stage with `n` pixels per side (stages halve towards the input)."""
+        return coordinate_grid(n, fov=self.fov)
+
+
+class TemporalFourierFeatures(nn.Module):
+    """DIGAN's CoordFuser: sin/cos(W(w)·(x, y) + b(w) + h(w, z_m, t)), time only in the phase.
+
+    W, b = split(A_xy(w)) with W scaled by `fourier_scale` (sqrt(10)); the motion phase shift is
+    h = MLP(lrelu_0.01(A_m([w; z_m]) * t * motion_sigma)) (paper eq. 4: smaller temporal frequency).
+    Parameter names (`xyaffine`, `affine`, `motion_mlp.{0,1}`) follow the official module.
+    """
+
+    def __init__(
+        self,
+        *,
+        w_dim: int,
+        motion_dim: int,
+        emb_size: int,
+        fourier_scale: float = math.sqrt(10),
+        motion_sigma: float = 0.25,
+    ) -> None:
+        """emb_size: E frequencies (2E output channels); motion_dim: width of z_motion."""
+        super().__init__()
+        self.emb_size = emb_size
+        self.fourier_scale = fourier_scale
+        self.motion_sigma = motion_sigma
+        self.xyaffine = EqualLinear(w_dim, 3 * emb_size)  # 2E frequencies + E phases
+        self.affine = EqualLinear(w_dim + motion_dim, emb_size)  # [w; z_m] -> motion code
+        self.motion_mlp = nn.Sequential(
+            EqualLinear(emb_size, emb_size, activation="lrelu"),
+            EqualLinear(emb_size, emb_size),
+        )
+
+    @property
+    def out_channels(self) -> int:
+        return 2 * self.emb_size
+
+    def content(self, w: Tensor) -> tuple[Tensor, Tensor]:
+        """Time-independent frequencies `[B, E, 2]` and phases `[B, E]` of one video each."""
+        e = self.emb_size
+        m = self.xyaffine(w)  # (B, 3E)
+        freqs = self.fourier_scale * m[:, : 2 * e].reshape(-1, e, 2)  # (B, E, 2): x, y
+        return freqs, m[:, 2 * e :]
+
+    def motion_code(self, w: Tensor, z_motion: Tensor) -> Tensor:
+        """Time-independent motion code `[B, E]` = A_m([w; z_m]) (before the time scaling)."""
+        return self.affine(torch.cat([w, z_motion], dim=1))
+
+    def phase_shift(self, code: Tensor, t: Tensor) -> Tensor:
+        """h(t) `[B, T, E]` for times `[B, T]`: MLP(lrelu_0.01(code * t * motion_sigma))."""
+        u = F.leaky_relu(code[:, None, :] * t[:, :, None] * self.motion_sigma, 0.01)
+        return self.motion_mlp(u)
+
+    @staticmethod
+    def spatial_phase(freqs: Tensor, grid: Tensor) -> Tensor:
+        """W·(x, y) for every pixel: `[B, E, 2]`, `[2, n, n]` -> `[B, E, n*n]`."""
+        return freqs @ grid.reshape(2, -1).to(freqs.dtype)  # (B, E, n*n)
+
+    @staticmethod
+    def features(spatial: Tensor, phase: Tensor, shift: Tensor) -> Tensor:
+        """[sin; cos](spatial + phase + shift): `[B,E,P]`, `[B,E]`, `[B,T,E]` -> `[B,T,2E,P]`."""
+        arg = spatial[:, None] + (phase[:, None, :] + shift)[..., None]  # (B, T, E, P)
+        return torch.cat([torch.sin(arg), torch.cos(arg)], dim=2)
+
+    def forward(self, w: Tensor, z_motion: Tensor, t: Tensor, grid: Tensor) -> Tensor:
+        """Features `[B, T, 2E, n*n]` for styles `w` `[B, W]`, motion `[B, M]`, times `[B, T]`."""
+        freqs, phase = self.content(w)
+        shift = self.phase_shift(self.motion_code(w, z_motion), t)
+        return self.features(self.spatial_phase(freqs, grid), phase, shift)
+
+
+class FMMLinear(nn.Module):
+    """Per-pixel linear layer with factorised multiplicative modulation (INR-GAN eq. 5).
+
+    W' = W ⊙ (1 + L R / sqrt(r)) with [L; R] = A(w), rows normalised by their L2 norm (+1e-8),
+    then bias and lrelu_0.2 * sqrt(2). `weight` is stored raw ([C_out, C_in]; the rows are
+    normalised, so it needs no equalised-lr scale).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, w_dim: int, rank: int) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.rank = rank
+        self.affine = EqualLinear(w_dim, (in_channels + out_channels) * rank)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+
+    def modulate(self, w: Tensor) -> Tensor:
+        """The modulated, row-normalised weight `[B, C_out, C_in]` of each video (time-free)."""
+        cout, cin, r = self.out_channels, self.in_channels, self.rank
+        s = self.affine(w)  # (B, (C_in + C_out) r)
+        left = s[:, : cout * r].reshape(-1, cout, r)  # (B, C_out, r)
+        right = s[:, cout * r :].reshape(-1, r, cin)  # (B, r, C_in)
+        mod = left @ right / math.sqrt(r) + 1  # (B, C_out, C_in)
+        weight = self.weight[None].to(mod.dtype) * mod
+        return weight / (weight.norm(dim=2, keepdim=True) + 1e-8)
+
+    def project(self, weight: Tensor, x: Tensor) -> Tensor:
+        """y = lrelu(W' x + b) * sqrt(2) for `x` `[B, T, C_in, P]` -> `[B, T, C_out, P]`."""
+        y = weight[:, None].to(x.dtype) @ x  # one (C_out x C_in) @ (C_in x P) product per frame
+        return self.activate(y)
+
+    def project_upsampled(self, weight: Tensor, x_low: Tensor, n_low: int, extra: Tensor) -> Tensor:
+        """`project(weight, [up2(x_low); extra])` with the x part applied before upsampling.
+
+        A per-pixel linear map commutes with nearest upsampling, so W_x up2(x) = up2(W_x x) costs
+        a quarter of the multiply-adds, and the wide concatenation is never built.
+        """
+        cx = x_low.shape[2]
+        w = weight[:, None].to(x_low.dtype)
+        y = upsample_nearest(w[..., :cx] @ x_low, n_low) + w[..., cx:] @ extra.to(x_low.dtype)
+        return self.activate(y)
+
+    def activate(self, y: Tensor) -> Tensor:
+        """lrelu_0.2(y + b) * sqrt(2) on `[B, T, C_out, P]`."""
+        return F.leaky_relu(y + self.bias.to(y.dtype)[:, None], 0.2) * SQRT2
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        return self.project(self.modulate(w), x)
+
+
+class ModulatedToRGB(nn.Module):
+    """Per-pixel RGB projection with style s = A(w) / sqrt(C), no demodulation (StyleGAN2 ToRGB)."""
+
+    def __init__(self, in_channels: int, *, w_dim: int, out_channels: int = 3) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.affine = EqualLinear(w_dim, in_channels, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+
+    def modulate(self, w: Tensor) -> Tensor:
+        """`[B, 3, C]` weight of each video (time-free)."""
+        styles = self.affine(w) / math.sqrt(self.in_channels)  # (B, C)
+        return self.weight[None].to(styles.dtype) * styles[:, None, :]
+
+    def project(self, weight: Tensor, x: Tensor) -> Tensor:
+        """`x` `[B, T, C, P]` -> RGB `[B, T, 3, P]` (linear)."""
+        y = weight[:, None].to(x.dtype) @ x
+        return y + self.bias.to(y.dtype)[:, None]
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        return self.project(self.modulate(w), x)
+
+
+def upsample_nearest(x: Tensor, n: int) -> Tensor:
+    """Nearest-neighbour x2 of flattened maps `[B, T, C, n*n]` -> `[B, T, C, (2n)*(2n)]`."""
+    b, t, c, _ = x.shape
+    x = x.reshape(b, t, c, n, 1, n, 1).expand(b, t, c, n, 2, n, 2)  # repeat each pixel 2x2
+    return x.reshape(b, t, c, 4 * n * n)

@@ -1,0 +1,282 @@
+"""StyleGAN2 parts in rosinality's parameterisation (stored names and scales match its state dicts).
+
+Karras et al. 2020, "Analyzing and Improving the Image Quality of StyleGAN", arXiv:1912.04958:
+weight modulation/demodulation (sec. 2.2, Eq. 1-3), noise inputs, skip ToRGB generator and the
+residual discriminator with minibatch standard deviation (appendix B). Modulation is applied to
+the activations rather than by building one weight per sample (same maths, see
+`ModulatedConv2d.forward`), which lets one ordinary convolution serve the whole batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vidgan.nn.equalized import EqualConv2d, EqualLinear, FusedLeakyReLU
+from vidgan.nn.upfirdn import Blur, Upsample
+
+BLUR = (1, 3, 3, 1)
+
+
+def channel_table(
+    channel_multiplier: int = 2, override: dict[int | str, int] | None = None
+) -> dict[int, int]:
+    """Feature maps per resolution: min(512, 16384 * cm // res) (rosinality), then `override`."""
+    table = {2**i: min(512, 16384 * channel_multiplier // 2**i) for i in range(2, 13)}
+    for res, ch in (override or {}).items():
+        table[int(res)] = int(ch)
+    return table
+
+
+class PixelNorm(nn.Module):
+    """x / sqrt(mean(x^2) + 1e-8) over the feature axis (dim 1)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+def mapping_network(dim: int, n_layers: int, *, lr_mul: float = 0.01) -> nn.Sequential:
+    """PixelNorm + n EqualLinear-lrelu layers (StyleGAN mapping f: z -> w); keys 1..n."""
+    layers: list[nn.Module] = [PixelNorm()]
+    layers += [EqualLinear(dim, dim, lr_mul=lr_mul, activation="lrelu") for _ in range(n_layers)]
+    return nn.Sequential(*layers)
+
+
+class ModulatedConv2d(nn.Module):
+    """Eq. 1-3: w'_ijk = s_i w_ijk, optionally divided by sqrt(sum_ik w'^2 + 1e-8)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        style_dim: int,
+        *,
+        demodulate: bool = True,
+        upsample: bool = False,
+        downsample: bool = False,
+        blur_kernel: Sequence[float] = BLUR,
+    ) -> None:
+        """upsample/downsample: x2 via a stride-2 (transposed) conv and a FIR blur."""
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.upsample = upsample
+        self.downsample = downsample
+        self.demodulate = demodulate
+        factor = 2
+        if upsample:
+            p = (len(blur_kernel) - factor) - (kernel_size - 1)
+            self.blur = Blur(
+                blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor
+            )
+        if downsample:
+            p = (len(blur_kernel) - factor) + (kernel_size - 1)
+            self.blur = Blur(blur_kernel, pad=((p + 1) // 2, p // 2))
+        self.scale = 1 / math.sqrt(in_channels * kernel_size**2)
+        self.padding = kernel_size // 2
+        self.weight = nn.Parameter(
+            torch.randn(1, out_channels, in_channels, kernel_size, kernel_size)
+        )
+        self.modulation = EqualLinear(style_dim, in_channels, bias_init=1.0)
+
+    def forward(self, x: Tensor, style: Tensor) -> Tensor:
+        """x: [N, Cin, H, W], style: [N, style_dim] -> [N, Cout, H', W']."""
+        return self.modulated(x, self.modulation(style))
+
+    def modulated(self, x: Tensor, s: Tensor) -> Tensor:
+        """The conv given the per-input-channel scales s `[N, Cin]` (the output of `modulation`).
+
+        conv(x, w * s) = conv(x * s, w) and demodulation is a per-(sample, output channel) factor,
+        so the batch shares one weight (StyleGAN2-ADA's non-fused path).
+        """
+        weight = self.weight[0] * self.scale  # (Cout, Cin, k, k)
+        x = x * s.to(x.dtype)[:, :, None, None]
+        if self.upsample:
+            x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
+        elif self.downsample:
+            x = F.conv2d(self.blur(x), weight.to(x.dtype), stride=2)
+        else:
+            x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
+        if self.demodulate:
+            # sum_ik (w_ijk s_i)^2 = (s^2) @ sum_k w_ijk^2  -> (N, Cout)
+            acc = torch.promote_types(s.dtype, torch.float32)  # never below fp32
+            wsq = weight.to(acc).pow(2).sum(dim=(2, 3))  # (Cout, Cin)
+            demod = torch.rsqrt(s.to(acc).pow(2) @ wsq.t() + 1e-8)
+            x = x * demod.to(x.dtype)[:, :, None, None]
+        if self.upsample:
+            x = self.blur(x)
+        return x
+
+
+class NoiseInjection(nn.Module):
+    """x + strength * noise, noise ~ N(0, 1) per pixel (one map per sample, shared by channels)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: Tensor, noise: Tensor | None = None) -> Tensor:
+        if noise is None:
+            n, _, h, w = x.shape
+            noise = x.new_empty(n, 1, h, w).normal_()
+        return x + self.weight * noise.to(x.dtype)
+
+
+class ConstantInput(nn.Module):
+    """The learned 4x4 constant the synthesis network starts from."""
+
+    def __init__(self, channels: int, size: int = 4) -> None:
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channels, size, size))
+
+    def forward(self, batch: int) -> Tensor:
+        return self.input.expand(batch, -1, -1, -1)
+
+
+class StyledConv(nn.Module):
+    """Modulated 3x3 conv -> noise -> bias + lrelu (one StyleGAN2 synthesis layer)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        style_dim: int,
+        *,
+        upsample: bool = False,
+        demodulate: bool = True,
+        blur_kernel: Sequence[float] = BLUR,
+    ) -> None:
+        super().__init__()
+        self.conv = ModulatedConv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            style_dim,
+            demodulate=demodulate,
+            upsample=upsample,
+            blur_kernel=blur_kernel,
+        )
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(out_channels)
+
+    def forward(self, x: Tensor, style: Tensor, noise: Tensor | None = None) -> Tensor:
+        return self.activate(self.noise(self.conv(x, style), noise))
+
+
+class ToRGB(nn.Module):
+    """Modulated 1x1 conv to RGB (no demodulation) + bias, added to the upsampled skip image."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        style_dim: int,
+        *,
+        upsample: bool = True,
+        blur_kernel: Sequence[float] = BLUR,
+    ) -> None:
+        super().__init__()
+        if upsample:
+            self.upsample = Upsample(blur_kernel)
+        self.conv = ModulatedConv2d(in_channels, 3, 1, style_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+
+    def forward(self, x: Tensor, style: Tensor, skip: Tensor | None = None) -> Tensor:
+        out = self.conv(x, style) + self.bias.to(x.dtype)
+        if skip is not None:
+            out = out + self.upsample(skip)
+        return out
+
+
+class ConvLayer(nn.Sequential):
+    """[Blur] -> EqualConv2d -> [bias + lrelu]; stride 2 after the blur when downsampling."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        downsample: bool = False,
+        blur_kernel: Sequence[float] = BLUR,
+        bias: bool = True,
+        activate: bool = True,
+    ) -> None:
+        layers: list[nn.Module] = []
+        if downsample:
+            p = (len(blur_kernel) - 2) + (kernel_size - 1)
+            layers.append(Blur(blur_kernel, pad=((p + 1) // 2, p // 2)))
+            stride, padding = 2, 0
+        else:
+            stride, padding = 1, kernel_size // 2
+        layers.append(
+            EqualConv2d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride=stride,
+                padding=padding,
+                bias=bias and not activate,
+            )
+        )
+        if activate:
+            layers.append(FusedLeakyReLU(out_channels, bias=bias))
+        super().__init__(*layers)
+
+
+class ResBlock(nn.Module):
+    """Residual D block: (3x3 in->in, blur-down 3x3 in->out) + blur-down 1x1 skip, / sqrt2."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, *, blur_kernel: Sequence[float] = BLUR
+    ) -> None:
+        super().__init__()
+        self.conv1 = ConvLayer(in_channels, in_channels, 3, blur_kernel=blur_kernel)
+        self.conv2 = ConvLayer(
+            in_channels, out_channels, 3, downsample=True, blur_kernel=blur_kernel
+        )
+        self.skip = ConvLayer(
+            in_channels,
+            out_channels,
+            1,
+            downsample=True,
+            activate=False,
+            bias=False,
+            blur_kernel=blur_kernel,
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2)
+
+
+def stddev_group_size(batch: int, group_size: int = 4) -> int:
+    """min(batch, group_size), lowered to the largest divisor of `batch` so any batch works."""
+    group = min(batch, group_size)
+    while batch % group:
+        group -= 1
+    return group
+
+
+def minibatch_stddev(x: Tensor, group_size: int = 4, n_features: int = 1) -> Tensor:
+    """Append the minibatch standard deviation as extra channel(s) (Karras et al. 2018, sec. 3).
+
+    x: [B, C, *spatial]. Samples b and b' share a statistic when b = b' mod (B / group), as in
+    rosinality's `view(group, -1, ...)`; a batch not divisible by `group_size` uses the largest
+    divisor instead of failing.
+    """
+    b, c = x.shape[:2]
+    spatial = x.shape[2:]
+    group = stddev_group_size(b, group_size)
+    y = x.reshape(group, b // group, n_features, c // n_features, *spatial)
+    y = y.to(torch.promote_types(x.dtype, torch.float32))
+    y = torch.sqrt(y.var(0, unbiased=False) + 1e-8)  # (B/G, F, C/F, *spatial)
+    y = y.mean(dim=tuple(range(2, y.ndim)))  # (B/G, F)
+    y = y.to(x.dtype).reshape(b // group, n_features, *([1] * len(spatial)))
+    y = y.repeat(group, 1, *spatial)  # (B, F, *spatial)
+    return torch.cat([x, y], dim=1)

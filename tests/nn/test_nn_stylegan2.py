@@ -1,0 +1,109 @@
+"""StyleGAN2 parts: modulated conv against the per-sample-weight formulation, minibatch stddev."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vidgan.nn.fourier import LearnedFourierFeatures
+from vidgan.nn.stylegan2 import (
+    ModulatedConv2d,
+    PixelNorm,
+    ResBlock,
+    channel_table,
+    minibatch_stddev,
+    stddev_group_size,
+)
+from vidgan.nn.upfirdn import upfirdn2d
+
+
+def _grouped_reference(conv: ModulatedConv2d, x, style):
+    """Eq. 1-3 literally: one modulated (demodulated) weight per sample, grouped conv."""
+    b, cin, h, w = x.shape
+    k, cout = conv.kernel_size, conv.out_channels
+    s = conv.modulation(style).view(b, 1, cin, 1, 1)
+    weight = conv.scale * conv.weight * s  # (B, Cout, Cin, k, k)
+    if conv.demodulate:
+        weight = weight * torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + 1e-8).view(b, cout, 1, 1, 1)
+    if conv.upsample:
+        wt = weight.transpose(1, 2).reshape(b * cin, cout, k, k)
+        out = F.conv_transpose2d(x.reshape(1, b * cin, h, w), wt, stride=2, groups=b)
+        out = out.view(b, cout, *out.shape[-2:])
+        return upfirdn2d(out, conv.blur.kernel, pad=conv.blur.pad)
+    wflat = weight.reshape(b * cout, cin, k, k)
+    if conv.downsample:
+        xb = upfirdn2d(x, conv.blur.kernel, pad=conv.blur.pad)
+        out = F.conv2d(xb.reshape(1, b * cin, *xb.shape[-2:]), wflat, stride=2, groups=b)
+    else:
+        out = F.conv2d(x.reshape(1, b * cin, h, w), wflat, padding=conv.padding, groups=b)
+    return out.view(b, cout, *out.shape[-2:])
+
+
+@pytest.mark.parametrize(
+    ("kernel", "demod", "up", "down"),
+    [
+        (3, True, False, False),
+        (3, True, True, False),
+        (3, True, False, True),
+        (1, False, False, False),
+    ],
+)
+def test_modulated_conv_matches_per_sample_weights(kernel, demod, up, down):
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(5, 6, kernel, 7, demodulate=demod, upsample=up, downsample=down).double()
+    conv.modulation.bias.data.normal_()
+    x = torch.randn(3, 5, 8, 8, dtype=torch.float64)
+    style = torch.randn(3, 7, dtype=torch.float64)
+    got = conv(x, style)
+    want = _grouped_reference(conv, x, style)
+    assert got.shape == want.shape == (3, 6, *((16, 16) if up else (4, 4) if down else (8, 8)))
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    if demod:  # demodulated outputs are invariant to rescaling the style (Eq. 3)
+        conv.modulation.bias.data.zero_()
+        torch.testing.assert_close(conv(x, 3.0 * style), conv(x, style), rtol=1e-8, atol=1e-8)
+    assert set(conv.state_dict()) >= {"weight", "modulation.weight", "modulation.bias"}
+
+
+def test_minibatch_stddev_strided_groups_and_any_batch():
+    x = torch.randn(8, 4, 3, 3, dtype=torch.float64)
+    y = minibatch_stddev(x, 4)
+    assert y.shape == (8, 5, 3, 3)
+    torch.testing.assert_close(y[:, :4], x)
+    for m in range(2):  # samples m, m+2, m+4, m+6 share one statistic
+        members = x[m::2]
+        want = torch.sqrt(members.var(0, unbiased=False) + 1e-8).mean()
+        torch.testing.assert_close(y[m::2, 4], want.expand(4, 3, 3))
+    assert [stddev_group_size(b) for b in (1, 2, 3, 4, 5, 6, 8, 12)] == [1, 2, 3, 4, 1, 3, 4, 4]
+    for b in (1, 3, 5, 6):
+        assert minibatch_stddev(torch.randn(b, 4, 2, 2, 2), 4).shape == (b, 5, 2, 2, 2)
+
+
+def test_channel_table_pixel_norm_and_resblock():
+    t = channel_table(2)
+    assert (t[4], t[32], t[64], t[128], t[256], t[1024]) == (512, 512, 512, 256, 128, 32)
+    assert channel_table(1, {"32": 16})[32] == 16 and channel_table(1)[64] == 256
+    z = torch.randn(5, 9) * 7
+    torch.testing.assert_close(PixelNorm()(z).pow(2).mean(1), torch.ones(5), rtol=1e-5, atol=1e-5)
+    blk = ResBlock(4, 6)
+    x = torch.randn(2, 4, 8, 8)
+    out = blk(x)
+    assert out.shape == (2, 6, 4, 4)
+    want = (blk.conv2(blk.conv1(x)) + blk.skip(x)) / math.sqrt(2)
+    torch.testing.assert_close(out, want)
+
+
+def test_learned_fourier_features_init_and_bands():
+    torch.manual_seed(0)
+    lff = LearnedFourierFeatures(1, 64, freq_range=(3.0, 7.0))
+    w = lff.frequencies.detach()
+    assert ((w[:32] >= 3) & (w[:32] <= 7)).all() and ((w[32:] >= -7) & (w[32:] <= -3)).all()
+    assert (lff.phases.abs() <= 1).all()
+    t = torch.tensor([[0.25]])
+    torch.testing.assert_close(lff(t)[0], torch.sin(w * 0.25 + lff.phases.detach()))
+    masks = lff.band_masks((5.0,))
+    assert masks.shape == (2, 64)
+    assert torch.equal(masks[0], w.abs() < 5) and torch.equal(masks[1], w.abs() >= 5)
+    assert torch.equal(lff.band_masks((0.5,), ratio=True)[0], w.abs() < 0.5 * w.abs().max())
