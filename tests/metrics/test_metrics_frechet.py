@@ -108,3 +108,14 @@ def test_inception_score_known_answers():
     assert inception_score(one_class, splits=3)[0] == pytest.approx(1.0, abs=1e-3)
     with pytest.raises(VidganError):
         inception_score(np.zeros((3, k)), splits=10)
+
+
+def test_eigh_method_matches_the_sqrtm_reference():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(80, 20))
+    y = rng.normal(size=(90, 20)) @ rng.normal(size=(20, 20)) * 0.3 + 0.2
+    a, b = FeatureStats.from_features(x), FeatureStats.from_features(y)
+    ref = stats_distance(a, b)
+    assert stats_distance(a, b, method="eigh") == pytest.approx(ref, rel=1e-8)
+    with pytest.raises(ConfigError):
+        stats_distance(a, b, method="newton")

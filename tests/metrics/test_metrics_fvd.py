@@ -360,6 +360,8 @@ def test_evaluate_command_appends_json_and_uses_the_cache(tmp_path, capsys):
     speed = lines[0]
     assert speed["real"]["fingerprint"] == mcache.fingerprint_path(tmp_path / "real")
     assert speed["options"]["protocol"]["num_real"] == 6 and speed["value"] >= 0
+    assert speed["labels_check"]["tracker_accuracy"] >= 0.9  # against labels.json
+    assert sum(speed["labels_check"]["hist_labels"].values()) == pytest.approx(1.0)
     assert len(list((tmp_path / "cache").iterdir())) == 2
     assert main(argv) == 0
     again = [json.loads(s) for s in out.read_text().splitlines()][2:]
@@ -409,3 +411,40 @@ def test_evaluate_command_generates_fakes_from_a_checkpoint(tmp_path, capsys):
     assert main(argv) == 0  # seeded: the same number again
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again["value"] == res["value"]
+
+
+class ParamGenerator(torch.nn.Module):
+    """A generator with one weight: brightness = gain * content."""
+
+    device = torch.device("cpu")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.tensor(40.0))
+
+    def sample_latents(self, batch, *, n_frames=16, generator=None, labels=None):
+        return Latents(
+            content=torch.rand(batch, 1, generator=generator), motion=torch.zeros(batch, 1)
+        )
+
+    def frame_times(self, n_frames):
+        return torch.arange(n_frames, dtype=torch.float32)
+
+    def generate(self, latents, t):
+        v = 100 + self.gain * latents.content.view(-1, 1, 1, 1, 1) + t.view(1, 1, -1, 1, 1)
+        return (v / 127.5 - 1).expand(-1, 3, -1, 4, 4)
+
+
+def test_memo_never_serves_features_of_older_weights():
+    real = _ref(_videos(6, 0), "fp")
+    G, memo = ParamGenerator(), {}
+    kw = dict(real=real, overrides=SMALL, progress=False, memo=memo)
+    det = TinyDetector()
+    first = evaluate_generator(G, "fvd2048_16f", extractor=det, **kw)
+    n = len(det.seen)
+    evaluate_generator(G, "kvd2048_16f", extractor=det, **kw)
+    assert len(det.seen) == n  # same weights: reused
+    with torch.no_grad():
+        G.gain.fill_(5.0)
+    second = evaluate_generator(G, "fvd2048_16f", extractor=det, **kw)
+    assert len(det.seen) > n and second["value"] != first["value"]

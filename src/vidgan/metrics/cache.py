@@ -66,7 +66,7 @@ def load_cached(cache_dir: str | os.PathLike[str] | None, key: str) -> np.ndarra
     """Cached features for `key`, or None."""
     if cache_dir is None:
         return None
-    path = Path(cache_dir) / f"{key}.npz"
+    path = Path(cache_dir).expanduser() / f"{key}.npz"
     if not path.is_file():
         return None
     try:
@@ -82,7 +82,7 @@ def save_cached(
     """Write features atomically (temp file + os.replace) with the key's payload as JSON."""
     if cache_dir is None:
         return None
-    d = Path(cache_dir)
+    d = Path(cache_dir).expanduser()
     d.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{key[:8]}-", suffix=".npz")
     try:

@@ -65,8 +65,14 @@ def frechet_distance(
     sigma2: np.ndarray,
     *,
     eps: float = 1e-6,
+    method: str = "sqrtm",
 ) -> float:
-    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), float64, real part."""
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), float64, real part.
+
+    method "sqrtm" is the reference (scipy.linalg.sqrtm, as StyleGAN-V and pytorch-fid);
+    "eigh" computes Tr sqrtm(S1 S2) = sum sqrt(eig(S1^1/2 S2 S1^1/2)) with symmetric
+    eigensolvers: the same number to ~1e-8 relative, several times faster (periodic evaluation).
+    """
     mu1, mu2 = (
         np.atleast_1d(np.asarray(mu1, np.float64)),
         np.atleast_1d(np.asarray(mu2, np.float64)),
@@ -80,9 +86,17 @@ def frechet_distance(
             f"feature statistics do not match: mu {mu1.shape} vs {mu2.shape}, "
             f"sigma {s1.shape} vs {s2.shape}."
         )
+    diff = mu1 - mu2
+    if method == "eigh":
+        w, v = np.linalg.eigh(s1)
+        root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+        inner = np.linalg.eigvalsh(root @ s2 @ root)
+        tr_covmean = float(np.sqrt(np.clip(inner, 0, None)).sum())
+        return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+    if method != "sqrtm":
+        raise ConfigError(f"Fréchet method must be 'sqrtm' or 'eigh', got {method!r}.")
     import scipy.linalg  # slow to import; only needed here
 
-    diff = mu1 - mu2
     covmean, _ = scipy.linalg.sqrtm(s1.dot(s2), disp=False)
     if not np.isfinite(covmean).all():
         # Near-singular product: regularise both covariances (pytorch-fid's fallback).
@@ -92,14 +106,14 @@ def frechet_distance(
     return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
 
 
-def stats_distance(a: FeatureStats, b: FeatureStats) -> float:
+def stats_distance(a: FeatureStats, b: FeatureStats, *, method: str = "sqrtm") -> float:
     """Fréchet distance of two `FeatureStats` made with the same estimator."""
     if a.estimator != b.estimator:
         raise VidganError(
             f"real and fake statistics use different covariance estimators "
             f"({a.estimator} vs {b.estimator})."
         )
-    return frechet_distance(a.mu, a.sigma, b.mu, b.sigma)
+    return frechet_distance(a.mu, a.sigma, b.mu, b.sigma, method=method)
 
 
 def polynomial_mmd(

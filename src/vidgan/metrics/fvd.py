@@ -86,6 +86,7 @@ class MetricSpec:
     protocol: ClipProtocol = ClipProtocol()
     extractor_options: dict[str, Any] = field(default_factory=dict)
     covariance: str = "biased"  # "biased" (StyleGAN-V) or "unbiased" (pytorch-fid)
+    frechet_method: str = "sqrtm"  # "sqrtm" (scipy reference) or "eigh" (faster, ~1e-8 rel)
     help: str = ""
 
 
@@ -134,7 +135,7 @@ def build_extractor(
 def _frechet(real: np.ndarray, fake: np.ndarray, spec: MetricSpec) -> dict[str, Any]:
     a = FeatureStats.from_features(real, spec.covariance)
     b = FeatureStats.from_features(fake, spec.covariance)
-    return {"value": stats_distance(a, b)}
+    return {"value": stats_distance(a, b, method=spec.frechet_method)}
 
 
 def _kvd(real: np.ndarray, fake: np.ndarray, spec: MetricSpec) -> dict[str, Any]:
@@ -308,7 +309,8 @@ def generator_batches(
     device = G.device
     g = torch.Generator(device=device).manual_seed(protocol.seed * 1_000_003 + trial + 17)
     idx = torch.arange(protocol.frames) * protocol.stride
-    t = G.frame_times(protocol.span)[idx.to(G.frame_times(protocol.span).device)]
+    times = G.frame_times(protocol.span)  # the model's grid over the whole span
+    t = times[idx.to(times.device)]  # every `stride`-th frame from t = 0
     done = 0
     while done < count:
         b = min(batch, count - done)
@@ -386,6 +388,7 @@ def compute_metric(
     overrides: dict[str, Any] | None = None,
     covariance: str | None = None,
     extractor_options: dict[str, Any] | None = None,
+    frechet_method: str = "sqrtm",
     extractor: Detector | None = None,
     detector_path: str | os.PathLike[str] | None = None,
     device: torch.device | str = "cpu",
@@ -404,6 +407,7 @@ def compute_metric(
         overrides: ClipProtocol fields to change (recorded, and the result says so).
         covariance: "biased" / "unbiased" instead of the metric's default.
         extractor_options: detector options to change (e.g. I3D `preprocess="center_crop"`).
+        frechet_method: "sqrtm" (scipy reference) or "eigh" (faster; for periodic evaluation).
         extractor: a ready detector (tests, training loop); else built from the registry.
         cache_dir: where real features are cached (None = no cache).
         memo: a dict shared between calls to reuse features (e.g. FVD and KVD on the same clips).
@@ -422,7 +426,9 @@ def compute_metric(
         **spec.extractor_options,
         **{k: v for k, v in (extractor_options or {}).items() if v},
     }
-    spec = dataclasses.replace(spec, covariance=cov, extractor_options=options)
+    spec = dataclasses.replace(
+        spec, covariance=cov, extractor_options=options, frechet_method=frechet_method
+    )
     real = real if isinstance(real, DataRef) else DataRef(real, None, None)
     fake = fake if fake is None or isinstance(fake, DataRef) else DataRef(fake, None, None)
     extractor = extractor or build_extractor(
@@ -433,6 +439,7 @@ def compute_metric(
     detector_desc = extractor.describe()
     t0 = time.time()
     trials = []
+    labels_check = None
     for trial in range(protocol.trials):
         real_feats = _real_features(
             real, protocol, extractor, detector_desc, trial, batch, cache_dir, progress, memo, name
@@ -470,7 +477,7 @@ def compute_metric(
         else:
             fake_key = _cache.cache_key(
                 {
-                    "generator": id(generator),
+                    "generator": _generator_state(generator),
                     "plan": _plan_payload(protocol, "fake"),
                     "trial": trial,
                     "detector": detector_desc,
@@ -490,6 +497,8 @@ def compute_metric(
                 )
         memo[fake_key] = fake_feats
         trials.append(DISTANCES[spec.distance](real_feats, fake_feats, spec))
+        if trial == 0 and spec.extractor == "toy_speed":
+            labels_check = _toy_labels_check(real, protocol, real_feats)
     values = [float(r["value"]) for r in trials]
     default = METRICS.get(name)
     result: dict[str, Any] = {
@@ -504,6 +513,7 @@ def compute_metric(
             or cov != default.covariance
             or options != default.extractor_options,
             "covariance": cov if spec.distance == "frechet" else None,
+            "frechet_method": frechet_method if spec.distance == "frechet" else None,
             "distance": spec.distance,
             "detector": detector_desc,
             "fake_quantize": "(x*127.5+128).clamp(0,255) -> uint8",
@@ -513,6 +523,8 @@ def compute_metric(
         "vidgan_version": __version__,
         "time_s": round(time.time() - t0, 3),
     }
+    if labels_check is not None:
+        result["labels_check"] = labels_check
     return result
 
 
@@ -521,6 +533,55 @@ def evaluate_generator(
 ) -> dict[str, Any]:
     """`compute_metric` with fakes drawn from a generator (used by the training loop)."""
     return compute_metric(metric, real=real, generator=G, **kwargs)
+
+
+def _toy_labels_check(
+    real: DataRef, protocol: ClipProtocol, speeds: np.ndarray
+) -> dict[str, Any] | None:
+    """Tracker vs labels.json on the real clips: share of objects within 0.5 px/frame of the
+    true speed, and the true speed histogram. None when the real set has no toy labels."""
+    from vidgan.data.toy import read_toy_labels
+    from vidgan.errors import DataError
+    from vidgan.metrics.motion import TOY_SCALE, speed_histogram
+
+    names = getattr(real.dataset, "video_names", None)
+    if real.path is None or names is None:
+        return None
+    try:
+        meta = read_toy_labels(real.path)
+    except DataError:
+        return None
+    scale = TOY_SCALE / float(meta.get("params", {}).get("size", TOY_SCALE))
+    plan = clip_plan(
+        len(real.dataset),
+        real.dataset.num_frames,
+        protocol.num_real,
+        protocol,
+        offset=protocol.real_offset,
+        subset=protocol.real_subset,
+        trial=0,
+        role=1,
+    )
+    try:
+        truth = np.array(
+            [[o["speed"] * scale for o in meta["videos"][names[v]]["objects"]] for v, _ in plan]
+        )
+    except (KeyError, TypeError):
+        return None
+    if truth.shape != speeds.shape:
+        return None
+    return {
+        "tracker_accuracy": float(np.mean(np.abs(speeds - truth) < 0.5)),
+        "hist_labels": speed_histogram(truth),
+    }
+
+
+@torch.no_grad()
+def _generator_state(G: Any) -> list[Any]:
+    """Identity + a cheap weights checksum, so a memo never serves features of older weights."""
+    params = getattr(G, "parameters", None)
+    total = sum(float(p.double().sum()) for p in params()) if params is not None else 0.0
+    return [id(G), total]
 
 
 def _plan_payload(protocol: ClipProtocol, role: str) -> dict[str, Any]:

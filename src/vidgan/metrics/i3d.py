@@ -435,10 +435,12 @@ def resize_video(x: Tensor, size: tuple[int, int], mode: str = "bilinear") -> Te
 
 
 def center_crop_resize(x: Tensor, size: int, mode: str = "bilinear") -> Tensor:
-    """Resize the shorter side to `size`, then centre-crop `size`x`size` (VideoGPT/DIGAN)."""
+    """Resize the shorter side to `size` (longer side rounded up), then centre-crop
+    `size`x`size`, as VideoGPT's FVD preprocessing that DIGAN uses."""
     h, w = x.shape[-2:]
     scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    nh = size if h <= w else math.ceil(h * scale)
+    nw = size if w < h else math.ceil(w * scale)
     x = resize_video(x, (nh, nw), mode)
     top, left = (nh - size) // 2, (nw - size) // 2
     return x[..., top : top + size, left : left + size]

@@ -6,4 +6,4 @@ from the model files so that a model file reads like the paper's architecture an
 loop stays model-agnostic.
 """
 
-from vidgan.recipes import fmr  # noqa: F401
+from vidgan.recipes import digan, fmr, g3an  # noqa: F401
