@@ -1,3 +1,4 @@
+import json
 from dataclasses import dataclass, field
 
 import pytest
@@ -41,6 +42,16 @@ def test_strings_stay_strings_for_optional_str_fields():
     assert cfg.augment == "" and cfg.count == 3
     policy = apply_overrides(WithPolicy(), ["augment=color,translation"]).augment
     assert policy == "color,translation"
+
+
+def test_int_keyed_dicts_survive_json():
+    @dataclass(frozen=True)
+    class Widths:
+        channels: dict[int, int] | None = None
+
+    cfg = Widths(channels={4: 64, 32: 16})
+    back = from_dict(Widths, json.loads(json.dumps(to_dict(cfg))))
+    assert back == cfg and back.channels == {4: 64, 32: 16}
 
 
 def test_unknown_key_names_nearest():

@@ -1,4 +1,3 @@
-
 from vidgan.cli import main
 from vidgan.io import read_video
 

@@ -86,7 +86,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin in (dict, Mapping):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where} must be a mapping, got {value!r}.")
-        return dict(value)
+        if len(args) != 2:
+            return dict(value)
+        # JSON turns int keys into strings: convert keys and values back to the declared types
+        return {
+            _coerce(k, args[0], f"{where} key"): _coerce(v, args[1], f"{where}[{k}]")
+            for k, v in value.items()
+        }
     if tp is bool:
         if isinstance(value, bool):
             return value

@@ -76,6 +76,45 @@ def _dry_run(run_cfg: RunConfig) -> None:
     print(json.dumps({**run_cfg.to_dict(), "resolved": resolved}, indent=2, sort_keys=True))
 
 
+def periodic_metrics(run_cfg: RunConfig, data: str, outdir: str) -> dict:
+    """train.metrics -> {name: fn(G_ema) -> value}; each result is also appended, with all its
+    options, to <outdir>/metric-<name>.jsonl."""
+    best = run_cfg.train.best_metric
+    if best and best not in run_cfg.train.metrics:
+        raise ConfigError(f"train.best_metric {best!r} must be one of train.metrics.")
+    if not run_cfg.train.metrics:
+        return {}
+    from pathlib import Path
+
+    from vidgan.metrics import METRICS, append_result, compute_metric, open_data
+    from vidgan.metrics.fvd import resolve_protocol
+
+    n = run_cfg.train.metric_clips
+    overrides = {"num_real": n, "num_fake": n} if n else None
+    memo: dict = {}  # real features are computed once per run, not at every checkpoint
+
+    def make(name: str):
+        protocol = resolve_protocol(METRICS.get(name), overrides)  # unknown names fail now
+        real = open_data(data, protocol)
+
+        def fn(G) -> float:
+            result = compute_metric(
+                name,
+                real=real,
+                generator=G,
+                overrides=overrides,
+                progress=False,
+                device=str(G.device),
+                memo=memo,
+            )
+            append_result(Path(outdir) / f"metric-{name}.jsonl", result)
+            return float(result["value"])
+
+        return fn
+
+    return {name: make(name) for name in run_cfg.train.metrics}
+
+
 def run(args: argparse.Namespace) -> int:
     from vidgan.train.config import resolve_run_config
 
@@ -92,12 +131,14 @@ def run(args: argparse.Namespace) -> int:
     from vidgan.train.dist import init_distributed, shutdown
     from vidgan.train.loop import Trainer
 
+    metrics = periodic_metrics(run_cfg, args.data, args.outdir)
     env = init_distributed(run_cfg.train.device)
     try:
         trainer = Trainer(
             run_cfg,
             outdir=args.outdir,
             data_path=args.data,
+            metrics=metrics,
             resume=args.resume,
             profile=args.profile,
             env=env,

@@ -97,7 +97,7 @@ METRICS: Registry[MetricSpec] = Registry("metric")
 class MotionFeatures(Detector):
     """A network-free feature function over uint8 clips, shaped like a detector."""
 
-    def __init__(self, name: str, fn: Callable[..., np.ndarray], **options: Any) -> None:
+    def __init__(self, *, name: str, fn: Callable[..., np.ndarray], **options: Any) -> None:
         super().__init__(device="cpu", batch_size=64)
         self.name, self.fn, self.options = name, fn, options
 
@@ -109,8 +109,10 @@ class MotionFeatures(Detector):
 
 
 MOTION_FEATURES: dict[str, Callable[[ClipProtocol], MotionFeatures]] = {
-    "toy_speed": lambda p: MotionFeatures("toy_speed", toy_speeds, stride=p.stride),
-    "temporal_spectrum": lambda p: MotionFeatures("temporal_spectrum", temporal_spectrum, size=32),
+    "toy_speed": lambda p: MotionFeatures(name="toy_speed", fn=toy_speeds, stride=p.stride),
+    "temporal_spectrum": lambda p: MotionFeatures(
+        name="temporal_spectrum", fn=temporal_spectrum, size=32
+    ),
 }
 
 

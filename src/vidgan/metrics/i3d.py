@@ -125,7 +125,7 @@ class Unit3D(nn.Module):
 class MaxPool3dSame(nn.Module):
     """Max-pool with TF SAME padding (inputs are post-ReLU, so zero padding equals -inf)."""
 
-    def __init__(self, kernel: tuple[int, int, int], stride: tuple[int, int, int]) -> None:
+    def __init__(self, *, kernel: tuple[int, int, int], stride: tuple[int, int, int]) -> None:
         super().__init__()
         self.kernel, self.stride = kernel, stride
         self.symmetric = _symmetric(kernel, stride)
@@ -148,7 +148,7 @@ class InceptionModule(nn.Module):
         self.branch_1b = Unit3D(in_channels=c1a, out_channels=c1b, kernel=k3)
         self.branch_2a = Unit3D(in_channels=in_channels, out_channels=c2a)
         self.branch_2b = Unit3D(in_channels=c2a, out_channels=c2b, kernel=k3)
-        self.pool = MaxPool3dSame((3, 3, 3), (1, 1, 1))
+        self.pool = MaxPool3dSame(kernel=(3, 3, 3), stride=(1, 1, 1))
         self.branch_3 = Unit3D(in_channels=in_channels, out_channels=c3)
         self.out_channels = c0 + c1b + c2b + c3
 
@@ -188,17 +188,17 @@ class InceptionI3d(nn.Module):
             "Conv3d_1a_7x7": Unit3D(
                 in_channels=3, out_channels=64, kernel=(7,) * 3, stride=(2,) * 3
             ),
-            "MaxPool3d_2a_3x3": MaxPool3dSame((1, 3, 3), (1, 2, 2)),
+            "MaxPool3d_2a_3x3": MaxPool3dSame(kernel=(1, 3, 3), stride=(1, 2, 2)),
             "Conv3d_2b_1x1": Unit3D(in_channels=64, out_channels=64),
             "Conv3d_2c_3x3": Unit3D(in_channels=64, out_channels=192, kernel=(3, 3, 3)),
-            "MaxPool3d_3a_3x3": MaxPool3dSame((1, 3, 3), (1, 2, 2)),
+            "MaxPool3d_3a_3x3": MaxPool3dSame(kernel=(1, 3, 3), stride=(1, 2, 2)),
         }
         channels = 192
         for name, spec in INCEPTION_CHANNELS.items():
             if name == "Mixed_4b":
-                layers["MaxPool3d_4a_3x3"] = MaxPool3dSame((3, 3, 3), (2, 2, 2))
+                layers["MaxPool3d_4a_3x3"] = MaxPool3dSame(kernel=(3, 3, 3), stride=(2, 2, 2))
             if name == "Mixed_5b":
-                layers["MaxPool3d_5a_2x2"] = MaxPool3dSame((2, 2, 2), (2, 2, 2))
+                layers["MaxPool3d_5a_2x2"] = MaxPool3dSame(kernel=(2, 2, 2), stride=(2, 2, 2))
             block = InceptionModule(in_channels=channels, channels=spec)
             layers[name] = block
             channels = block.out_channels

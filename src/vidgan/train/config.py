@@ -46,6 +46,8 @@ class TrainConfig:
     skip_bad: bool = False  # skip unreadable videos in --data instead of failing
     checkpoint_every: int = 1000  # steps between checkpoints (and one at the end)
     keep_last: int = 3  # complete checkpoints kept, besides the best one
+    metrics: tuple[str, ...] = ()  # vidgan.metrics names computed on G_ema at each checkpoint
+    metric_clips: int = 256  # real and fake clips per periodic metric (0 = the protocol's own)
     best_metric: str = ""  # metric (computed at checkpoints) that picks the kept best one
     best_lower: bool = True  # True: smaller `best_metric` is better (FVD, FID)
     sample_every: int = 500  # steps between sample grids from fixed latents (0 = off)
@@ -65,6 +67,7 @@ class TrainConfig:
             (self.log_every >= 1, f"train.log_every must be >= 1, got {self.log_every}"),
             (self.sample_every >= 0, "train.sample_every must be >= 0"),
             (self.workers >= 0, f"train.workers must be >= 0, got {self.workers}"),
+            (self.metric_clips >= 0, f"train.metric_clips must be >= 0, got {self.metric_clips}"),
         ]
         for ok, msg in checks:
             if not ok:
