@@ -4,34 +4,15 @@ from __future__ import annotations
 
 import torch
 
+from cli_runs import train_tiny_fmr
 from vidgan.checkpoint import load_checkpoint
 from vidgan.cli import main
-from vidgan.data.toy import write_toy_dataset
 from vidgan.sample import sample
 from vidgan.train.checkpoint import find_latest
 
 
 def test_train_export_and_generate_agree(tmp_path, capsys):
-    data = write_toy_dataset(tmp_path / "toy", n_videos=8, frames=8, size=32, seed=3)
-    run = tmp_path / "run"
-    rc = main(
-        [
-            "train",
-            "--preset",
-            "fmr-tiny",
-            "--data",
-            str(data),
-            "--outdir",
-            str(run),
-            "train.steps=2",
-            "train.batch=4",
-            "train.workers=0",
-            "train.sample_every=0",
-            "train.tensorboard=false",
-            "train.device=cpu",
-        ]
-    )
-    assert rc == 0
+    _, run = train_tiny_fmr(tmp_path)
     dst = tmp_path / "tiny.safetensors"
     assert main(["convert", "--from", "run", str(run), str(dst)]) == 0
     assert main(["convert", "--from", "run", str(run), str(dst)]) == 2  # never overwrites

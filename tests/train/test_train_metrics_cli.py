@@ -6,36 +6,20 @@ import json
 
 import pytest
 
+from cli_runs import train_tiny_fmr
 from vidgan.cli import main
-from vidgan.data.toy import write_toy_dataset
 
 
 @pytest.mark.slow
 def test_train_computes_metrics_at_checkpoints(tmp_path):
-    data = write_toy_dataset(tmp_path / "toy", n_videos=8, frames=16, size=32, seed=1)
-    run = tmp_path / "run"
-    rc = main(
-        [
-            "train",
-            "--preset",
-            "fmr-tiny",
-            "--data",
-            str(data),
-            "--outdir",
-            str(run),
-            "train.steps=2",
-            "train.batch=4",
-            "train.workers=0",
-            "train.sample_every=0",
-            "train.tensorboard=false",
-            "train.device=cpu",
-            "train.checkpoint_every=1",
-            "train.metrics=motion_speed_toy",
-            "train.metric_clips=6",
-            "train.best_metric=motion_speed_toy",
-        ]
+    _, run = train_tiny_fmr(
+        tmp_path,
+        "train.checkpoint_every=1",
+        "train.metrics=motion_speed_toy",
+        "train.metric_clips=6",
+        "train.best_metric=motion_speed_toy",
+        frames=16,
     )
-    assert rc == 0
     rows = [json.loads(x) for x in (run / "metric-motion_speed_toy.jsonl").read_text().splitlines()]
     assert len(rows) == 2  # one per checkpoint
     for row in rows:
