@@ -162,3 +162,97 @@ def test_spectrum_and_bad_flags(model_file, tmp_path, capsys):
     assert (busy / "keep.txt").read_text() == "mine"
     assert main(["generate", str(tmp_path / "nope.safetensors"), "--out", str(tmp_path / "y")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def digan_file(tmp_path_factory):
+    spec = get_model("digan")
+    cfg = from_dict(spec.config_cls, load_preset("digan-tiny")["model"])
+    torch.manual_seed(0)
+    G = spec.build_generator(cfg)
+    path = tmp_path_factory.mktemp("ckpt") / "digan.safetensors"
+    save_model_file(path, model_name="digan", config=cfg, generator=G.state_dict())
+    return path
+
+
+def test_digan_space_modes_follow_the_coordinate_grid(digan_file, tmp_path):
+    base_dir, up_dir, zoom_dir = tmp_path / "base", tmp_path / "up", tmp_path / "zoom"
+    common = ["--n", "1", "--frames", "3", "--format", "png", "--seed", "2"]
+    assert main(["generate", str(digan_file), "--out", str(base_dir), *common]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(digan_file),
+                "--out",
+                str(up_dir),
+                "--mode",
+                "upsample",
+                "--scale",
+                "2",
+                *common,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "generate",
+                str(digan_file),
+                "--out",
+                str(zoom_dir),
+                "--mode",
+                "zoomout",
+                "--zoom",
+                "1.5",
+                *common,
+            ]
+        )
+        == 0
+    )
+    base = _frames(next(p for p in base_dir.iterdir() if p.is_dir())).astype(int)
+    up = _frames(next(p for p in up_dir.iterdir() if p.is_dir())).astype(int)
+    zoom = _frames(next(p for p in zoom_dir.iterdir() if p.is_dir()))
+    assert up.shape[1:3] == (2 * base.shape[1], 2 * base.shape[2])
+    assert zoom.shape[1:3] == (24, 24)
+    # one upsampling stage (8 -> 16 px): base pixel (i, j) with i odd, j even sits at
+    # (2i + 1, 2j) of the 2x render, where every stage sees the same coordinates
+    i, j = np.arange(1, base.shape[1], 2), np.arange(0, base.shape[2], 2)
+    same = up[:, 2 * i + 1][:, :, 2 * j]
+    assert np.abs(same - base[:, i][:, :, j]).max() <= 1
+    assert np.abs(up[:, ::2, ::2] - base).max() > 2  # elsewhere the denser grid is new detail
+
+
+def test_diverse_mode_and_model_abilities(digan_file, model_file, tmp_path, capsys):
+    out = tmp_path / "div"
+    assert (
+        main(
+            [
+                "generate",
+                str(digan_file),
+                "--out",
+                str(out),
+                "--mode",
+                "diverse",
+                "--appearances",
+                "1",
+                "--motions",
+                "3",
+                "--frames",
+                "4",
+                "--format",
+                "png",
+            ]
+        )
+        == 0
+    )
+    videos = [_frames(out / f"app0_mot{j}").astype(int) for j in range(3)]
+    diffs = [_frames(out / f"app0_diff_mot{j}").astype(int) for j in range(3)]
+    assert max(np.abs(videos[0] - v).max() for v in videos[1:]) > 2  # motions differ
+    for d in diffs:
+        assert np.abs(d[0] - 128).max() <= 1  # nothing has moved at frame 0
+    assert (
+        main(["generate", str(model_file), "--out", str(tmp_path / "x"), "--mode", "upsample"]) == 2
+    )
+    assert "coordinate-based generator" in capsys.readouterr().err

@@ -41,6 +41,11 @@ def _require_continuous(G: VideoGenerator, what: str) -> None:
         )
 
 
+def difference_video(videos: Tensor) -> Tensor:
+    """(x_t - x_0) / 2 per video `[B, 3, T, H, W]`: what moved since the first frame, in [-1, 1]."""
+    return (videos - videos[:, :, :1]) / 2
+
+
 def frame_time(G: VideoGenerator, k: Tensor | float) -> Tensor:
     """Timestamp of (possibly fractional or negative) frame index `k` on G's training grid."""
     t01 = G.frame_times(2)

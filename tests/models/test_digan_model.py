@@ -15,11 +15,11 @@ from vidgan.models.digan import (
     DIGANGenerator,
     MotionDiscriminator,
     build_discriminators,
-    difference_video,
     sample_pair_times,
     sample_real_pair_frames,
 )
 from vidgan.nn.inr import CoordGrid
+from vidgan.sample import difference_video
 
 # 32 px with one upsampling stage (blocks b4..b16 at 16 px, b32 at 32 px with an extra conv)
 TINY = DIGANConfig(

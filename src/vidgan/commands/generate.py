@@ -21,6 +21,10 @@ Modes (--mode):
   lengths       each appearance at every supported length (16..48 frames for G3AN)
   interpolate   --factor times the frame rate over the same span (continuous-time models)
   extrapolate   --factor times as many frames at the same rate (continuous-time models)
+  upsample      render at --scale times the resolution on a denser coordinate grid (DIGAN)
+  zoomout       a --zoom times wider field of view at the same pixel density (DIGAN)
+  diverse       each of --appearances contents with --motions motion codes, plus the
+                difference videos (x_t - x_0) / 2 (DIGAN)
 
 Frequency bands (FMR): --freq-edges splits the learned |w| into bands (in |w| units, or as
 fractions of the largest learned frequency with --ratio); --keep / --remove name bands (low,
@@ -56,6 +60,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("mp4", "gif", "png"), default="mp4")
     p.add_argument("--fps", type=float, default=8.0, help="frame rate of written videos")
     p.add_argument("--factor", type=int, default=4, help="interpolate/extrapolate factor")
+    p.add_argument("--scale", type=int, default=2, help="upsample mode: resolution factor")
+    p.add_argument("--zoom", type=float, default=1.5, help="zoomout mode: field-of-view factor")
     p.add_argument("--appearances", type=int, default=3, help="contents in grid/lengths mode")
     p.add_argument("--motions", type=int, default=3, help="motions in grid mode")
     p.add_argument("--batch", type=int, default=8, help="videos rendered at once")
@@ -249,6 +255,68 @@ def _extrapolate(G, args, gen) -> list:
     lat = G.sample_latents(args.n, n_frames=args.frames, generator=gen)
     out = extrapolate(G, lat, n_frames=args.frames, factor=args.factor, **_common(args))
     return [(f"extrap{args.factor}x", out)]
+
+
+def _require(G, method: str, mode: str) -> None:
+    if not hasattr(G, method):
+        raise VidganError(
+            f"--mode {mode} needs a coordinate-based generator (DIGAN); "
+            f"{type(G).__name__} has no {method}()."
+        )
+
+
+def _space_mode(G, args, gen, method: str, mode: str, factor, stem: str) -> list:
+    import torch
+
+    from vidgan.sample import VideoOutput
+
+    _require(G, method, mode)
+    if factor <= 0:
+        raise VidganError(f"--{'scale' if mode == 'upsample' else 'zoom'} must be positive.")
+    lat = G.sample_latents(args.n, n_frames=args.frames, generator=gen)
+    t = G.frame_times(args.frames)
+    videos = []
+    with torch.no_grad():
+        for i in range(args.n):
+            one = lat.select(slice(i, i + 1)).to(G.device)
+            render = getattr(G, method)
+            videos.append(render(one.content, one.motion, t, factor, labels=one.labels).cpu())
+    return [(stem, VideoOutput(videos=torch.cat(videos), timestamps=t, latents=lat))]
+
+
+@MODES.register("upsample")
+def _upsample(G, args, gen) -> list:
+    return _space_mode(G, args, gen, "upsampled", "upsample", args.scale, f"up{args.scale}x")
+
+
+@MODES.register("zoomout")
+def _zoomout(G, args, gen) -> list:
+    return _space_mode(
+        G, args, gen, "zoomed_out", "zoomout", args.zoom, f"zoom{args.zoom:g}x".replace(".", "p")
+    )
+
+
+@MODES.register("diverse")
+def _diverse(G, args, gen) -> list:
+    import torch
+
+    from vidgan.models.base import Latents
+    from vidgan.sample import VideoOutput, difference_video
+
+    _require(G, "diverse_motion", "diverse")
+    t = G.frame_times(args.frames)
+    results = []
+    with torch.no_grad():
+        for i in range(args.appearances):
+            app = G.sample_latents(1, n_frames=args.frames, generator=gen).to(G.device)
+            mot = G.sample_latents(args.motions, n_frames=args.frames, generator=gen)
+            videos = G.diverse_motion(app.content, mot.motion.to(G.device), t).cpu()
+            lat = Latents(content=app.content.cpu().expand(args.motions, -1), motion=mot.motion)
+            names = [f"mot{j}" for j in range(args.motions)]
+            results.append((f"app{i}", VideoOutput(videos, t, lat, names)))
+            diff = difference_video(videos)
+            results.append((f"app{i}_diff", VideoOutput(diff, t, lat, names)))
+    return results
 
 
 COMMANDS.add(

@@ -532,11 +532,6 @@ class DIGANGenerator(VideoGenerator):
         return self.synthesize(w.expand(z_motions.shape[0], -1), z_motions, t)
 
 
-def difference_video(videos: Tensor) -> Tensor:
-    """(x_t - x_0) / 2 per video `[B, 3, T, H, W]`: what moved since the first frame, in [-1, 1]."""
-    return (videos - videos[:, :, :1]) / 2
-
-
 def sample_pair_times(batch: int, *, generator: torch.Generator | None = None) -> Tensor:
     """Training frame pair `[B, 2]`: sorted (Beta(2,1), Beta(1,2)) draws (paper sec. 3.2).
 
