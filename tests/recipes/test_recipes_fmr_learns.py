@@ -60,6 +60,8 @@ def test_fmr_toy_preset_learns(tmp_path):
             "train.tensorboard=false",
             f"train.checkpoint_every={STEPS}",
             "train.ema_kimg=0.25",
+            "train.metrics=",
+            "train.best_metric=",
         ],
     )
     trainer = Trainer(run, outdir=tmp_path / "run", data_path=str(data), progress=False)

@@ -6,6 +6,7 @@ a CPU; its provenance is stored inside) or, with `--train-minutes N`, a model tr
 
 from __future__ import annotations
 
+import json
 import threading
 from importlib import resources
 from pathlib import Path
@@ -33,7 +34,13 @@ def train_now(ctx: DemoContext, minutes: float) -> Path:
     run = resolve_run_config(
         None,
         preset="fmr-toy-32",
-        overrides=[f"train.device={ctx.device}", "train.steps=1000000", "train.sample_every=0"],
+        overrides=[
+            f"train.device={ctx.device}",
+            "train.steps=1000000",
+            "train.sample_every=0",
+            "train.metrics=",  # the section measures speeds itself
+            "train.best_metric=",
+        ],
     )
     outdir = ctx.out / "train_run"
     trainer = Trainer(run, outdir=outdir, data_path=str(ctx.shared["toy_root"]))
@@ -107,7 +114,7 @@ def fmr_demo(ctx: DemoContext) -> list[DemoItem]:
     real = ctx.shared["real_clips"][:8]
     real = F.adaptive_avg_pool3d(real, (real.shape[2], *fake.shape[-2:]))
     videos = torch.cat([real, fake])
-    labels = ["real"] * 8 + ["generated"] * 8
+    labels = ["real"] * 8 + ["fake"] * 8
     f = _labelled_grid(out, "fmr_samples", videos, labels, nrow=8)
     items.append(
         DemoItem(
@@ -161,6 +168,7 @@ def fmr_demo(ctx: DemoContext) -> list[DemoItem]:
     real_speeds = toy_speeds(to_uint8(ctx.shared["real_clips_all"]))
     dist = speed_distance(real_speeds, fake_speeds)
     _speed_plot(out / "fmr_speeds.png", real_speeds, fake_speeds, dist)
+    (out / "fmr_speeds.json").write_text(json.dumps(dist, indent=2) + "\n")
     ctx.shared["fmr_speed_distance"] = dist
     items.append(
         DemoItem(
