@@ -1,6 +1,7 @@
 """`vidgan demo`: the README's first command."""
 
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ def test_data_section_writes_an_index_and_real_clips(tmp_path, capsys, monkeypat
     assert main(["demo", "--out", str(out)]) == 0
     page = (out / "index.html").read_text()
     assert "real_clips.gif" in page and "Real toy clips" in page
+    assert zipfile.ZipFile(out / "toy_data.zip").namelist()  # clips came from the prepared zip
     grid = read_video(out / "real_clips.mp4")  # (T, H, W, 3)
     assert grid.shape[0] == 16
     # toy videos are black with bright objects: a few percent of bright pixels, not noise
