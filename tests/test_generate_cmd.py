@@ -28,6 +28,11 @@ def model_file(tmp_path_factory):
     return path
 
 
+def generate(ckpt, out, flags: str = "") -> int:
+    """`vidgan generate CKPT --out OUT FLAGS...` through the real CLI entry point."""
+    return main(["generate", str(ckpt), "--out", str(out), *flags.split()])
+
+
 def _frames(folder) -> np.ndarray:
     files = sorted(folder.glob("*.png"))
     return np.stack([np.asarray(Image.open(f)) for f in files])  # (T, H, W, 3)
@@ -39,25 +44,7 @@ def _u8(video: torch.Tensor) -> np.ndarray:
 
 def test_png_output_is_the_api_output_in_the_stylegan_v_layout(model_file, tmp_path):
     out = tmp_path / "png"
-    assert (
-        main(
-            [
-                "generate",
-                str(model_file),
-                "--out",
-                str(out),
-                "--n",
-                "3",
-                "--frames",
-                "5",
-                "--seed",
-                "7",
-                "--format",
-                "png",
-            ]
-        )
-        == 0
-    )
+    assert generate(model_file, out, "--n 3 --frames 5 --seed 7 --format png") == 0
     folders = sorted(p for p in out.iterdir() if p.is_dir())
     assert len(folders) == 3
     G = load_checkpoint(model_file).generator
@@ -73,24 +60,7 @@ def test_png_output_is_the_api_output_in_the_stylegan_v_layout(model_file, tmp_p
 def test_interpolate_mode_keeps_every_fourth_frame(model_file, tmp_path):
     out = tmp_path / "interp"
     assert (
-        main(
-            [
-                "generate",
-                str(model_file),
-                "--out",
-                str(out),
-                "--n",
-                "1",
-                "--frames",
-                "4",
-                "--mode",
-                "interpolate",
-                "--factor",
-                "4",
-                "--format",
-                "png",
-            ]
-        )
+        generate(model_file, out, "--n 1 --frames 4 --mode interpolate --factor 4 --format png")
         == 0
     )
     dense = _frames(next(p for p in out.iterdir() if p.is_dir()))
@@ -102,27 +72,7 @@ def test_interpolate_mode_keeps_every_fourth_frame(model_file, tmp_path):
 
 def test_band_edit_flags_match_the_edit_api(model_file, tmp_path):
     out = tmp_path / "low"
-    assert (
-        main(
-            [
-                "generate",
-                str(model_file),
-                "--out",
-                str(out),
-                "--n",
-                "2",
-                "--frames",
-                "4",
-                "--freq-edges",
-                "3",
-                "--keep",
-                "low",
-                "--format",
-                "png",
-            ]
-        )
-        == 0
-    )
+    assert generate(model_file, out, "--n 2 --frames 4 --freq-edges 3 --keep low --format png") == 0
     G = load_checkpoint(model_file).generator
     lat = G.sample_latents(2, generator=torch.Generator().manual_seed(0))
     low = G.with_edit(G.edit(edges=[3.0], keep=[0]))
@@ -139,28 +89,14 @@ def test_spectrum_and_bad_flags(model_file, tmp_path, capsys):
     assert main(["generate", str(model_file), "--spectrum"]) == 0
     text = capsys.readouterr().out
     assert "band generator 0" in text and "band generator 1" in text
-    assert (
-        main(
-            [
-                "generate",
-                str(model_file),
-                "--out",
-                str(tmp_path / "x"),
-                "--freq-edges",
-                "3",
-                "--keep",
-                "middle",
-            ]
-        )
-        == 2
-    )
+    assert generate(model_file, tmp_path / "x", "--freq-edges 3 --keep middle") == 2
     assert "--keep 'middle' is not a band" in capsys.readouterr().err
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("mine")
-    assert main(["generate", str(model_file), "--out", str(busy)]) == 2
+    assert generate(model_file, busy) == 2
     assert (busy / "keep.txt").read_text() == "mine"
-    assert main(["generate", str(tmp_path / "nope.safetensors"), "--out", str(tmp_path / "y")]) == 2
+    assert generate(tmp_path / "nope.safetensors", tmp_path / "y") == 2
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -177,40 +113,10 @@ def digan_file(tmp_path_factory):
 
 def test_digan_space_modes_follow_the_coordinate_grid(digan_file, tmp_path):
     base_dir, up_dir, zoom_dir = tmp_path / "base", tmp_path / "up", tmp_path / "zoom"
-    common = ["--n", "1", "--frames", "3", "--format", "png", "--seed", "2"]
-    assert main(["generate", str(digan_file), "--out", str(base_dir), *common]) == 0
-    assert (
-        main(
-            [
-                "generate",
-                str(digan_file),
-                "--out",
-                str(up_dir),
-                "--mode",
-                "upsample",
-                "--scale",
-                "2",
-                *common,
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "generate",
-                str(digan_file),
-                "--out",
-                str(zoom_dir),
-                "--mode",
-                "zoomout",
-                "--zoom",
-                "1.5",
-                *common,
-            ]
-        )
-        == 0
-    )
+    common = "--n 1 --frames 3 --format png --seed 2"
+    assert generate(digan_file, base_dir, common) == 0
+    assert generate(digan_file, up_dir, f"--mode upsample --scale 2 {common}") == 0
+    assert generate(digan_file, zoom_dir, f"--mode zoomout --zoom 1.5 {common}") == 0
     base = _frames(next(p for p in base_dir.iterdir() if p.is_dir())).astype(int)
     up = _frames(next(p for p in up_dir.iterdir() if p.is_dir())).astype(int)
     zoom = _frames(next(p for p in zoom_dir.iterdir() if p.is_dir()))
@@ -226,33 +132,12 @@ def test_digan_space_modes_follow_the_coordinate_grid(digan_file, tmp_path):
 
 def test_diverse_mode_and_model_abilities(digan_file, model_file, tmp_path, capsys):
     out = tmp_path / "div"
-    assert (
-        main(
-            [
-                "generate",
-                str(digan_file),
-                "--out",
-                str(out),
-                "--mode",
-                "diverse",
-                "--appearances",
-                "1",
-                "--motions",
-                "3",
-                "--frames",
-                "4",
-                "--format",
-                "png",
-            ]
-        )
-        == 0
-    )
+    flags = "--mode diverse --appearances 1 --motions 3 --frames 4 --format png"
+    assert generate(digan_file, out, flags) == 0
     videos = [_frames(out / f"app0_mot{j}").astype(int) for j in range(3)]
     diffs = [_frames(out / f"app0_diff_mot{j}").astype(int) for j in range(3)]
     assert max(np.abs(videos[0] - v).max() for v in videos[1:]) > 2  # motions differ
     for d in diffs:
         assert np.abs(d[0] - 128).max() <= 1  # nothing has moved at frame 0
-    assert (
-        main(["generate", str(model_file), "--out", str(tmp_path / "x"), "--mode", "upsample"]) == 2
-    )
+    assert generate(model_file, tmp_path / "x", "--mode upsample") == 2
     assert "coordinate-based generator" in capsys.readouterr().err
