@@ -33,14 +33,6 @@ from vidgan.nn.stylegan2 import channel_table
 VIDEO_DS = ("PatchVideoDiscriminator", "VideoDiscriminator", "DeltaVideoDiscriminator")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def fx(parity_dir):
     root = parity_dir / "fmr"

@@ -15,14 +15,6 @@ from vidgan.metrics.resnext import (
     resnext_input,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: a second thread only adds synchronisation cost on a busy machine."""
-    torch.set_num_threads(1)
-    yield
-
-
 TINY = {"layers": (1, 1, 1, 1), "widths": (32, 32, 64, 64), "cardinality": 8}
 
 

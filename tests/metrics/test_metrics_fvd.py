@@ -25,13 +25,6 @@ from vidgan.metrics.i3d import center_crop_resize
 from vidgan.models.base import Latents
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: a second thread only adds synchronisation cost on a busy machine."""
-    torch.set_num_threads(1)
-    yield
-
-
 class ArrayDataset:
     """In-memory videos with the dataset interface the metrics use."""
 

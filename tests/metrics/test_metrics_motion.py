@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from vidgan.data import toy
@@ -15,13 +14,6 @@ from vidgan.metrics.motion import (
     toy_speeds,
     track_toy_objects,
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: a second thread only adds synchronisation cost on a busy machine."""
-    torch.set_num_threads(1)
-    yield
 
 
 def _toy_set(n: int, seed: int, frames: int = 16) -> tuple[torch.Tensor, list[dict]]:

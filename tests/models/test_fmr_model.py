@@ -35,15 +35,6 @@ TINY = FMRConfig(
 TOL = {"atol": 2e-5, "rtol": 1e-5}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions run fastest (and steadiest on a shared machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def G():
     torch.manual_seed(0)

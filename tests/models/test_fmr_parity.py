@@ -37,15 +37,6 @@ D_CLASSES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These small convolutions run fastest (and steadiest on a shared machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def fx(parity_dir):
     root = parity_dir / "fmr"

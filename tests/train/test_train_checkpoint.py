@@ -12,12 +12,6 @@ from vidgan.errors import CheckpointError, DataError
 from vidgan.train import checkpoint as ck
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny ops: one thread is ~10x faster than two on a busy 2-core machine."""
-    torch.set_num_threads(1)
-
-
 def test_optimizer_state_round_trip_continues_identically():
     torch.manual_seed(0)
     net = torch.nn.Linear(4, 3)

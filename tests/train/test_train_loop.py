@@ -21,12 +21,6 @@ from vidgan.train.loop import TrainingDiverged
 LOSS_KEYS = ("Loss/G", "Loss/D", "Loss/R1", "R1/clip", "R1/pair")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny ops: one thread is ~10x faster than two on a busy 2-core machine."""
-    torch.set_num_threads(1)
-
-
 def _weights(tr) -> dict[str, torch.Tensor]:
     out = {}
     for name, module in [("G", tr.G), ("G_ema", tr.G_ema), *tr.Ds.items()]:
