@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -77,6 +78,42 @@ def _render(
     return torch.cat([torch.cat(r, dim=2) for r in rows], dim=0)  # (B, 3, T, H, W)
 
 
+def iter_video_chunks(
+    G: VideoGenerator,
+    latents: Latents,
+    t: Tensor,
+    *,
+    chunk_frames: int,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> Iterator[Tensor]:
+    """All videos `chunk_frames` frames at a time: pieces `[n, 3, <=chunk, H, W]` on the CPU.
+
+    For long videos from continuous-time models: concatenated along T the pieces equal
+    `sample(G, ..., latents=latents, timestamps=t)`, while only one piece is ever in memory, so
+    a writer can stream them to disk (`vidgan.io.video.VideoWriter`).
+    """
+    _require_continuous(G, "chunked generation")
+    if chunk_frames < 1:
+        raise VidganError(f"chunk_frames must be at least 1, got {chunk_frames}.")
+    device = G.device
+    latents, t = latents.to(device), t.to(device)
+    n, n_t = latents.batch_size, t.shape[-1]
+    starts = range(0, n_t, chunk_frames)
+    with torch.no_grad():
+        for s in tqdm(starts, desc="generating", disable=not progress, leave=False):
+            pieces = []
+            for b in range(0, n, batch_size):
+                sub = latents.select(slice(b, b + batch_size))
+                tt = (
+                    t[s : s + chunk_frames]
+                    if t.ndim == 1
+                    else t[b : b + batch_size, s : s + chunk_frames]
+                )
+                pieces.append(G.generate(sub, tt).float().cpu())
+            yield torch.cat(pieces, dim=0)
+
+
 @torch.no_grad()
 def sample(
     G: VideoGenerator,
@@ -134,11 +171,16 @@ def interpolate(
 
     Frame `factor * k` of the result is frame `k` of the plain video (same time, same latents).
     """
+    t = interpolation_times(G, n_frames=n_frames, factor=factor)
+    return sample(G, latents.batch_size, timestamps=t, latents=latents, **kw)
+
+
+def interpolation_times(G: VideoGenerator, *, n_frames: int = 16, factor: int = 4) -> Tensor:
+    """`[n_frames * factor]` times at `factor`x the frame rate over `n_frames` training frames."""
     _require_continuous(G, "time interpolation")
     if factor < 1:
         raise VidganError(f"interpolation factor must be at least 1, got {factor}.")
-    k = torch.arange(n_frames * factor, dtype=torch.float32) / factor
-    return sample(G, latents.batch_size, timestamps=frame_time(G, k), latents=latents, **kw)
+    return frame_time(G, torch.arange(n_frames * factor, dtype=torch.float32) / factor)
 
 
 @torch.no_grad()
@@ -146,9 +188,14 @@ def extrapolate(
     G: VideoGenerator, latents: Latents, *, n_frames: int = 16, factor: int = 2, **kw
 ) -> VideoOutput:
     """Continue the video past its training span: `factor * n_frames` frames at the same rate."""
+    t = extrapolation_times(G, n_frames=n_frames, factor=factor)
+    return sample(G, latents.batch_size, timestamps=t, latents=latents, **kw)
+
+
+def extrapolation_times(G: VideoGenerator, *, n_frames: int = 16, factor: int = 2) -> Tensor:
+    """`[n_frames * factor]` times at the training frame rate, continuing past the clip."""
     _require_continuous(G, "time extrapolation")
-    k = torch.arange(n_frames * factor, dtype=torch.float32)
-    return sample(G, latents.batch_size, timestamps=frame_time(G, k), latents=latents, **kw)
+    return frame_time(G, torch.arange(n_frames * factor, dtype=torch.float32))
 
 
 def combine_latents(appearance: Latents, motion: Latents) -> Latents:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from vidgan.config import from_dict, load_preset, to_dict
+from vidgan.data.pairs import sample_pair_times
 from vidgan.errors import VidganError
 from vidgan.models import get_model
 from vidgan.models.digan import (
@@ -15,8 +16,6 @@ from vidgan.models.digan import (
     DIGANGenerator,
     MotionDiscriminator,
     build_discriminators,
-    sample_pair_times,
-    sample_real_pair_frames,
 )
 from vidgan.nn.inr import CoordGrid
 from vidgan.sample import difference_video
@@ -206,27 +205,14 @@ def test_bad_inputs_raise_clear_errors(G):
         G(lat.content, lat.motion[:, :5], torch.tensor([0.0]))
 
 
-def test_pair_time_sampling():
-    gen = torch.Generator().manual_seed(0)
-    t = sample_pair_times(20000, generator=gen)
-    assert bool((t[:, 0] <= t[:, 1]).all()) and t.min() >= 0 and t.max() <= 1
-    # the unsorted draws have means 2/3 (Beta(2,1)) and 1/3 (Beta(1,2)): the pair mean is 1/2
-    assert abs(float(t.mean()) - 0.5) < 0.01 and float((t[:, 1] - t[:, 0]).mean()) > 0.3
-    same = [sample_pair_times(5, generator=torch.Generator().manual_seed(3)) for _ in range(2)]
-    torch.testing.assert_close(same[0], same[1])
-    idx, dt = sample_real_pair_frames(1000, 16, generator=gen)
-    assert idx.min() >= 0 and idx.max() <= 15 and bool((idx[:, 0] <= idx[:, 1]).all())
-    torch.testing.assert_close(dt, (idx[:, 1] - idx[:, 0]).float() / 15)
-
-
 def test_gradients_reach_generator_and_both_discriminators(G):
     g = DIGANGenerator(TINY).train()
     _randomise(g, 3)
     Ds = build_discriminators(TINY)
     lat = _latents(g, batch=2)
-    t = sample_pair_times(2, generator=torch.Generator().manual_seed(5))
-    video = g(lat.content, lat.motion, t)  # (B, 3, 2, H, W)
-    pair = MotionDiscriminator.from_video(video, t[:, 1] - t[:, 0])
+    t1, t2, dt = sample_pair_times(2, "digan", generator=torch.Generator().manual_seed(5))
+    video = g(lat.content, lat.motion, torch.stack([t1, t2], dim=1))  # (B, 3, 2, H, W)
+    pair = MotionDiscriminator.from_video(video, dt)
     frames = video.permute(0, 2, 1, 3, 4).reshape(4, 3, 32, 32)  # b c t h w -> (b t) c h w
     loss = torch.nn.functional.softplus(-Ds["video"](pair)).mean()
     loss = loss + torch.nn.functional.softplus(-Ds["image"](frames)).mean()

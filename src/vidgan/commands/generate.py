@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from vidgan.commands import COMMANDS, Command
@@ -31,6 +32,9 @@ fractions of the largest learned frequency with --ratio); --keep / --remove name
 high, or indices 0..n), --alter BAND drives that band with the motion code of --motion-seed;
 --spectrum prints the learned frequencies and exits.
 
+Long videos (continuous-time models: DIGAN, FMR): --chunk N renders and writes N frames at a
+time, so memory does not grow with --frames; the frames equal one-shot generation.
+
 Outputs go to --out: one file per video (mp4, gif, or a folder of png frames in the
 StyleGAN-V layout so the set can be evaluated like a real one), a labelled grid video with
 --grid, and generate.json recording the checkpoint, seed and options.
@@ -42,10 +46,25 @@ Examples:
   vidgan generate fmr_toy.safetensors --out alt --freq-edges 3 --alter high --motion-seed 7
   vidgan generate fmr_toy.safetensors --spectrum
   vidgan generate g3an.pth --from g3an --out grid --mode grid --appearances 3 --motions 4
+  vidgan generate digan.pkl --from digan --out long --n 2 --frames 1024 --chunk 64
 """
 
-#: name -> fn(G, args, generator) -> list of (file stem, VideoOutput)
+#: name -> fn(G, args, generator) -> list of (file stem, VideoOutput) or Streamed
 Mode = Callable[..., list]
+
+
+@dataclass
+class Streamed:
+    """Videos written piece by piece (`--chunk`): only one chunk of frames is ever in memory.
+
+    `pieces` yields, per chunk of time, one `[n, 3, c, H, W]` tensor per stem.
+    """
+
+    stems: list[str]
+    names: list[list[str]]
+    pieces: Iterator[tuple]
+
+
 MODES: Registry[Mode] = Registry("generate mode")
 
 
@@ -65,7 +84,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--appearances", type=int, default=3, help="contents in grid/lengths mode")
     p.add_argument("--motions", type=int, default=3, help="motions in grid mode")
     p.add_argument("--batch", type=int, default=8, help="videos rendered at once")
-    p.add_argument("--chunk", type=int, default=0, help="frames rendered at once (0 = all)")
+    p.add_argument(
+        "--chunk", type=int, default=0, help="frames rendered and written at once (0 = all)"
+    )
     p.add_argument("--grid", action="store_true", help="also write one labelled grid video")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
@@ -106,14 +127,25 @@ def run(args: argparse.Namespace) -> int:
         raise VidganError("--out is required (the folder the videos go to).")
     out = Path(args.out)
     _check_out(out, args.force)
+    if args.chunk < 0:
+        raise VidganError(f"--chunk must be 0 (all frames at once) or more, got {args.chunk}.")
     loaded = load_checkpoint(args.ckpt, source=args.source, device=device)
+    if args.chunk and not loaded.generator.continuous_time:
+        raise VidganError(
+            f"--chunk needs a continuous-time model (DIGAN, FMR); {type(loaded.generator).__name__}"
+            f" renders whole videos of {loaded.generator.supported_lengths} frames."
+        )
     G = _apply_band_edit(loaded.generator, args)
     gen = torch.Generator().manual_seed(args.seed)
     results = mode(G, args, gen)
     out.mkdir(parents=True, exist_ok=True)
     suffix = {"mp4": ".mp4", "gif": ".gif", "png": ""}[args.format]
     written = []
-    for stem, output in results:
+    for item in results:
+        if isinstance(item, Streamed):
+            written += _write_streamed(item, out, suffix, args)
+            continue
+        stem, output = item
         names = output.names or [f"{i:04d}" for i in range(len(output.videos))]
         for video, name in zip(output.videos, names):
             fname = f"{stem}_{name.replace(' ', '_')}{suffix}"
@@ -134,6 +166,40 @@ def run(args: argparse.Namespace) -> int:
     (out / "generate.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     print(f"wrote {len(written)} files to {out}/")
     return 0
+
+
+def _write_streamed(plan: Streamed, out: Path, suffix: str, args: argparse.Namespace) -> list[str]:
+    """Write every chunk of `plan` as it is rendered: one file per video (+ a grid per stem)."""
+    from vidgan.io import make_grid
+    from vidgan.io.video import VideoWriter
+
+    files = []
+    for stem, names in zip(plan.stems, plan.names):
+        files.append([out / f"{stem}_{name.replace(' ', '_')}{suffix}" for name in names])
+        if args.grid:
+            files[-1].append(out / f"{stem}_grid{suffix or '.mp4'}")
+    writers = [[VideoWriter(f, fps=args.fps) for f in group] for group in files]
+    try:
+        for pieces in plan.pieces:
+            for piece, group, names in zip(pieces, writers, plan.names):
+                for video, writer in zip(piece, group):
+                    writer.write(video)
+                if args.grid:
+                    group[-1].write(make_grid(piece.clamp(-1, 1), nrow=8, labels=names))
+    finally:
+        for group in writers:
+            for writer in group:
+                writer.close()
+    return [str(f) for group in files for f in group]
+
+
+def _stream(G, args, stem: str, latents, t) -> Streamed:
+    """`--chunk` plan of the videos `latents` at times `t` (what `sample` would return)."""
+    from vidgan.sample import iter_video_chunks
+
+    chunks = iter_video_chunks(G, latents, t, chunk_frames=args.chunk, batch_size=args.batch)
+    names = [f"{i:04d}" for i in range(latents.batch_size)]
+    return Streamed([stem], [names], ((piece,) for piece in chunks))
 
 
 def _bands(text: str | None, n_bands: int, flag: str) -> list[int]:
@@ -208,6 +274,10 @@ def _common(args: argparse.Namespace) -> dict:
 def _random(G, args, gen) -> list:
     from vidgan.sample import sample
 
+    if args.chunk:
+        G.check_length(args.frames)
+        lat = G.sample_latents(args.n, n_frames=args.frames, generator=gen)
+        return [_stream(G, args, "video", lat, G.frame_times(args.frames))]
     return [("video", sample(G, args.n, n_frames=args.frames, generator=gen, **_common(args)))]
 
 
@@ -241,18 +311,24 @@ def _lengths(G, args, gen) -> list:
 
 @MODES.register("interpolate")
 def _interpolate(G, args, gen) -> list:
-    from vidgan.sample import interpolate
+    from vidgan.sample import interpolate, interpolation_times
 
     lat = G.sample_latents(args.n, n_frames=args.frames, generator=gen)
+    if args.chunk:
+        t = interpolation_times(G, n_frames=args.frames, factor=args.factor)
+        return [_stream(G, args, f"interp{args.factor}x", lat, t)]
     out = interpolate(G, lat, n_frames=args.frames, factor=args.factor, **_common(args))
     return [(f"interp{args.factor}x", out)]
 
 
 @MODES.register("extrapolate")
 def _extrapolate(G, args, gen) -> list:
-    from vidgan.sample import extrapolate
+    from vidgan.sample import extrapolate, extrapolation_times
 
     lat = G.sample_latents(args.n, n_frames=args.frames, generator=gen)
+    if args.chunk:
+        t = extrapolation_times(G, n_frames=args.frames, factor=args.factor)
+        return [_stream(G, args, f"extrap{args.factor}x", lat, t)]
     out = extrapolate(G, lat, n_frames=args.frames, factor=args.factor, **_common(args))
     return [(f"extrap{args.factor}x", out)]
 
@@ -275,11 +351,26 @@ def _space_mode(G, args, gen, method: str, mode: str, factor, stem: str) -> list
         raise VidganError(f"--{'scale' if mode == 'upsample' else 'zoom'} must be positive.")
     lat = G.sample_latents(args.n, n_frames=args.frames, generator=gen)
     t = G.frame_times(args.frames)
+    render = getattr(G, method)
+    if args.chunk:
+
+        def pieces() -> Iterator[tuple]:
+            with torch.no_grad():
+                for s in range(0, len(t), args.chunk):
+                    videos = []
+                    for i in range(args.n):
+                        one = lat.select(slice(i, i + 1)).to(G.device)
+                        tt = t[s : s + args.chunk]
+                        videos.append(
+                            render(one.content, one.motion, tt, factor, labels=one.labels)
+                        )
+                    yield (torch.cat(videos).cpu(),)
+
+        return [Streamed([stem], [[f"{i:04d}" for i in range(args.n)]], pieces())]
     videos = []
     with torch.no_grad():
         for i in range(args.n):
             one = lat.select(slice(i, i + 1)).to(G.device)
-            render = getattr(G, method)
             videos.append(render(one.content, one.motion, t, factor, labels=one.labels).cpu())
     return [(stem, VideoOutput(videos=torch.cat(videos), timestamps=t, latents=lat))]
 
@@ -305,6 +396,8 @@ def _diverse(G, args, gen) -> list:
 
     _require(G, "diverse_motion", "diverse")
     t = G.frame_times(args.frames)
+    if args.chunk:
+        return [_diverse_streamed(G, args, gen, t, i) for i in range(args.appearances)]
     results = []
     with torch.no_grad():
         for i in range(args.appearances):
@@ -317,6 +410,25 @@ def _diverse(G, args, gen) -> list:
             diff = difference_video(videos)
             results.append((f"app{i}_diff", VideoOutput(diff, t, lat, names)))
     return results
+
+
+def _diverse_streamed(G, args, gen, t, i: int) -> Streamed:
+    """One appearance of `diverse` with `--chunk`: the videos and their difference videos."""
+    import torch
+
+    app = G.sample_latents(1, n_frames=args.frames, generator=gen).to(G.device)
+    mot = G.sample_latents(args.motions, n_frames=args.frames, generator=gen).motion.to(G.device)
+
+    def pieces() -> Iterator[tuple]:
+        first = None
+        with torch.no_grad():
+            for s in range(0, len(t), args.chunk):
+                videos = G.diverse_motion(app.content, mot, t[s : s + args.chunk]).cpu()
+                first = videos[:, :, :1] if first is None else first  # x_0 of every video
+                yield videos, (videos - first) / 2  # as difference_video
+
+    names = [f"mot{j}" for j in range(args.motions)]
+    return Streamed([f"app{i}", f"app{i}_diff"], [names, names], pieces())
 
 
 COMMANDS.add(

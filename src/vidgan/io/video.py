@@ -142,6 +142,101 @@ def _write_h264(path: Path, frames: np.ndarray, *, fps: float, crf: int) -> None
             container.mux(packet)
 
 
+class VideoWriter:
+    """Write a video piece by piece, so a long one never has to be in memory at once.
+
+    Same formats and pixels as `write_video` (.mp4/.mkv/.mov streamed through H.264, a folder of
+    png frames for no suffix); .gif has no streaming encoder here, so it keeps the uint8 frames
+    until `close`. Use as a context manager; `write` takes uint8 `[T, H, W, 3]` or float
+    `[3, T, H, W]` in [-1, 1] pieces of any length.
+    """
+
+    def __init__(
+        self, path: str | Path, fps: float = 8.0, *, crf: int = 18, loop: bool = True
+    ) -> None:
+        self.path = Path(path)
+        self.fps, self.crf, self.loop = fps, crf, loop
+        self.suffix = self.path.suffix.lower()
+        if self.suffix not in ("", ".gif", ".mp4", ".mkv", ".mov"):
+            raise DataError(
+                f"cannot write video {self.path}: unknown suffix {self.suffix!r} "
+                "(use .mp4, .gif or none)."
+            )
+        self.count = 0
+        self._gif: list[np.ndarray] = []
+        self._container = self._stream = None
+        self._size: tuple[int, int] | None = None
+        if self.suffix == "":
+            self.path.mkdir(parents=True, exist_ok=True)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def write(self, piece: ArrayLike) -> None:
+        """Append the frames of `piece` (all pieces of one video must share H and W)."""
+        frames = as_thwc_uint8(piece)
+        if self._size is None:
+            self._size = frames.shape[1:3]
+        elif frames.shape[1:3] != self._size:
+            raise DataError(f"{self.path}: frame size changed from {self._size} mid-video.")
+        if self.suffix == "":
+            for k, frame in enumerate(frames):
+                Image.fromarray(frame).save(self.path / f"{self.count + k:06d}.png")
+        elif self.suffix == ".gif":
+            self._gif.extend(frames)
+        else:
+            self._encode(frames)
+        self.count += len(frames)
+
+    def _encode(self, frames: np.ndarray) -> None:
+        import av
+
+        h, w = self._size
+        ph, pw = h + h % 2, w + w % 2
+        if (ph, pw) != (h, w):
+            frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+        if self._container is None:
+            self._container = av.open(str(self.path), mode="w")
+            rate = Fraction(self.fps).limit_denominator(1001)
+            self._stream = self._container.add_stream("libx264", rate=rate)
+            self._stream.width, self._stream.height = pw, ph
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.options = {"crf": str(self.crf), "preset": "medium"}
+        for frame in frames:
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            for packet in self._stream.encode(vf):
+                self._container.mux(packet)
+
+    def close(self) -> Path:
+        """Finish the file (flush the encoder / save the gif); returns its path."""
+        if self.suffix == "":
+            for old in self.path.glob("[0-9][0-9][0-9][0-9][0-9][0-9].png"):
+                if int(old.stem) >= self.count:
+                    old.unlink()  # frames of a longer video written here before
+        elif self.suffix == ".gif" and self._gif:
+            images = [Image.fromarray(f) for f in self._gif]
+            images[0].save(
+                self.path,
+                save_all=True,
+                append_images=images[1:],
+                duration=max(1, round(1000 / self.fps)),
+                loop=0 if self.loop else 1,
+                optimize=False,
+            )
+            self._gif = []
+        elif self._container is not None:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            self._container = None
+        return self.path
+
+
 def read_video(path: str | Path) -> np.ndarray:
     """Decode a whole video file (any PyAV format, gif) or a folder of frames to uint8 [T,H,W,3]."""
     path = Path(path)

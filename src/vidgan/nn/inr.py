@@ -121,6 +121,25 @@ class TemporalFourierFeatures(nn.Module):
         arg = spatial[:, None] + (phase[:, None, :] + shift)[..., None]  # (B, T, E, P)
         return torch.cat([torch.sin(arg), torch.cos(arg)], dim=2)
 
+    @staticmethod
+    def content_features(spatial: Tensor, phase: Tensor) -> Tensor:
+        """Time-free [sin a; cos a] with a = spatial + phase: `[B,E,P]`, `[B,E]` -> `[B,2E,P]`."""
+        arg = spatial + phase[..., None]  # (B, E, P)
+        return torch.cat([torch.sin(arg), torch.cos(arg)], dim=1)
+
+    @staticmethod
+    def rotate_weight(weight: Tensor, shift: Tensor) -> Tensor:
+        """Per-frame weight `[B, T, C, 2E]` with W(t) [sin a; cos a] = W [sin(a+h); cos(a+h)].
+
+        The time shift h only rotates each (sin, cos) pair, so it can act on the `[B, C, 2E]`
+        weight of the layer the features feed instead of on the `[2E, P]` features:
+        W_s sin(a+h) + W_c cos(a+h) = (W_s cos h - W_c sin h) sin a + (W_s sin h + W_c cos h) cos a.
+        """
+        e = shift.shape[-1]
+        ws, wc = weight[:, None, :, :e], weight[:, None, :, e:]  # (B, 1, C, E) each
+        c, s = torch.cos(shift)[:, :, None], torch.sin(shift)[:, :, None]  # (B, T, 1, E)
+        return torch.cat([ws * c - wc * s, ws * s + wc * c], dim=3)
+
     def forward(self, w: Tensor, z_motion: Tensor, t: Tensor, grid: Tensor) -> Tensor:
         """Features `[B, T, 2E, n*n]` for styles `w` `[B, W]`, motion `[B, M]`, times `[B, T]`."""
         freqs, phase = self.content(w)
@@ -157,23 +176,52 @@ class FMMLinear(nn.Module):
 
     def project(self, weight: Tensor, x: Tensor) -> Tensor:
         """y = lrelu(W' x + b) * sqrt(2) for `x` `[B, T, C_in, P]` -> `[B, T, C_out, P]`."""
-        y = weight[:, None].to(x.dtype) @ x  # one (C_out x C_in) @ (C_in x P) product per frame
+        y = (weight * SQRT2)[:, None].to(x.dtype) @ x  # one (C_out x C_in) @ (C_in x P) per frame
         return self.activate(y)
 
-    def project_upsampled(self, weight: Tensor, x_low: Tensor, n_low: int, extra: Tensor) -> Tensor:
+    def project_upsampled(
+        self,
+        weight: Tensor,
+        x_low: Tensor,
+        n_low: int,
+        extra: Tensor,
+        extra_weight: Tensor | None = None,
+    ) -> Tensor:
         """`project(weight, [up2(x_low); extra])` with the x part applied before upsampling.
 
         A per-pixel linear map commutes with nearest upsampling, so W_x up2(x) = up2(W_x x) costs
-        a quarter of the multiply-adds, and the wide concatenation is never built.
+        a quarter of the multiply-adds, and the wide concatenation is never built. With
+        `extra_weight` `[B, T, C_out, C_e]` (per-frame weights from `rotate_weight`), `extra` is
+        time-free `[B, C_e, P]`: all frames' rows go through one GEMM per video.
         """
         cx = x_low.shape[2]
-        w = weight[:, None].to(x_low.dtype)
-        y = upsample_nearest(w[..., :cx] @ x_low, n_low) + w[..., cx:] @ extra.to(x_low.dtype)
+        w = (weight * SQRT2).to(x_low.dtype)
+        if extra_weight is None:
+            y = w[:, None, :, cx:] @ extra.to(x_low.dtype)  # (B, T, C_out, P)
+        else:
+            y = self.project_frames(extra_weight * SQRT2, extra.to(x_low.dtype))
+        add_upsampled_(y, w[:, None, :, :cx] @ x_low, n_low)
         return self.activate(y)
 
+    @staticmethod
+    def project_frames(weights: Tensor, x: Tensor) -> Tensor:
+        """Per-frame weights `[B, T, C_o, C_i]` on time-free `x` `[B, C_i, P]` -> `[B, T, C_o, P]`.
+
+        The frames are stacked along the rows of one (T C_out x C_in) @ (C_in x P) product, so `x`
+        is never copied per frame.
+        """
+        b, n_t, cout, cin = weights.shape
+        y = weights.to(x.dtype).reshape(b, n_t * cout, cin) @ x  # (B, T*C_out, P)
+        return y.reshape(b, n_t, cout, x.shape[-1])
+
     def activate(self, y: Tensor) -> Tensor:
-        """lrelu_0.2(y + b) * sqrt(2) on `[B, T, C_out, P]`."""
-        return F.leaky_relu(y + self.bias.to(y.dtype)[:, None], 0.2) * SQRT2
+        """lrelu_0.2(y + sqrt(2) b) in place on `y` = sqrt(2) W' x `[B, T, C_out, P]`.
+
+        lrelu is positively homogeneous, so lrelu(z) sqrt(2) = lrelu(sqrt(2) z): the gain rides on
+        the small weight and bias, and the large activation is written once, not three times.
+        """
+        y = y.add_((self.bias * SQRT2).to(y.dtype)[:, None])
+        return F.leaky_relu_(y, 0.2)
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
         return self.project(self.modulate(w), x)
@@ -197,7 +245,7 @@ class ModulatedToRGB(nn.Module):
     def project(self, weight: Tensor, x: Tensor) -> Tensor:
         """`x` `[B, T, C, P]` -> RGB `[B, T, 3, P]` (linear)."""
         y = weight[:, None].to(x.dtype) @ x
-        return y + self.bias.to(y.dtype)[:, None]
+        return y.add_(self.bias.to(y.dtype)[:, None])
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
         return self.project(self.modulate(w), x)
@@ -208,3 +256,18 @@ def upsample_nearest(x: Tensor, n: int) -> Tensor:
     b, t, c, _ = x.shape
     x = x.reshape(b, t, c, n, 1, n, 1).expand(b, t, c, n, 2, n, 2)  # repeat each pixel 2x2
     return x.reshape(b, t, c, 4 * n * n)
+
+
+def add_upsampled_(y: Tensor, x: Tensor, n: int) -> Tensor:
+    """y += up2(x) in place: `[B, T, C, (2n)*(2n)]` += nearest x2 of `[B, T, C, n*n]`.
+
+    The coarse map is broadcast over each 2x2 block instead of materialised. Two strided adds
+    (even, odd columns) each broadcast over the row pair; one 2x2-broadcast add would run its
+    innermost loop over 2 elements and is about 2.5x slower on CPU.
+    """
+    b, t, c, _ = x.shape
+    blocks = y.view(b, t, c, n, 2, n, 2)  # (B, T, C, i, di, j, dj)
+    coarse = x.reshape(b, t, c, n, 1, n).to(y.dtype)
+    for dj in (0, 1):
+        blocks[..., dj].add_(coarse)
+    return y
