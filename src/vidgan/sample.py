@@ -70,12 +70,17 @@ def _render(
     n, n_t = latents.batch_size, t.shape[-1]
     chunk = n_t if not chunk_frames or not G.continuous_time else chunk_frames
     steps = [(b, s) for b in range(0, n, batch_size) for s in range(0, n_t, chunk)]
-    rows: list[list[Tensor]] = [[] for _ in range(0, n, batch_size)]
+    out: Tensor | None = None  # (B, 3, T, H, W), filled piece by piece: memory = output + 1 chunk
     for b, s in tqdm(steps, desc="generating", disable=not progress, leave=False):
         sub = latents.select(slice(b, b + batch_size))
         tt = t[..., s : s + chunk] if t.ndim == 1 else t[b : b + batch_size, s : s + chunk]
-        rows[b // batch_size].append(G.generate(sub, tt).float().cpu())
-    return torch.cat([torch.cat(r, dim=2) for r in rows], dim=0)  # (B, 3, T, H, W)
+        piece = G.generate(sub, tt)
+        if out is None:
+            out = torch.empty((n, piece.shape[1], n_t, *piece.shape[3:]), dtype=torch.float32)
+        out[b : b + piece.shape[0], :, s : s + piece.shape[2]] = piece
+    if out is None:
+        raise VidganError("nothing to render: no videos or no timestamps were asked for.")
+    return out
 
 
 def iter_video_chunks(

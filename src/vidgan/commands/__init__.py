@@ -28,7 +28,16 @@ class Command:
 COMMANDS: Registry[Command] = Registry("command")
 
 # Module names under vidgan.commands; each registers one subcommand when imported.
-_MODULES: tuple[str, ...] = ("convert", "data", "demo", "evaluate", "explore", "generate", "train")
+_MODULES: tuple[str, ...] = (
+    "bench",
+    "convert",
+    "data",
+    "demo",
+    "evaluate",
+    "explore",
+    "generate",
+    "train",
+)
 
 
 def load_commands() -> None:
