@@ -32,6 +32,16 @@ def channel_table(
     return table
 
 
+# Inference fast path: with no autograd graph, synthesis layers update their own fresh outputs in
+# place (demodulation, noise, bias, lrelu, ToRGB sums). Off = the plain out-of-place maths.
+INPLACE_INFERENCE = True
+
+
+def _inplace_ok(x: Tensor) -> bool:
+    """True when no autograd graph is recorded for x, so a fresh x may be updated in place."""
+    return INPLACE_INFERENCE and not (torch.is_grad_enabled() and x.requires_grad)
+
+
 class PixelNorm(nn.Module):
     """x / sqrt(mean(x^2) + 1e-8) over the feature axis (dim 1)."""
 
@@ -103,14 +113,15 @@ class ModulatedConv2d(nn.Module):
             x = F.conv2d(self.blur(x), weight.to(x.dtype), stride=2)
         else:
             x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
+        if self.upsample:
+            x = self.blur(x)  # commutes with the per-(sample, channel) demodulation below
         if self.demodulate:
             # sum_ik (w_ijk s_i)^2 = (s^2) @ sum_k w_ijk^2  -> (N, Cout)
             acc = torch.promote_types(s.dtype, torch.float32)  # never below fp32
             wsq = weight.to(acc).pow(2).sum(dim=(2, 3))  # (Cout, Cin)
-            demod = torch.rsqrt(s.to(acc).pow(2) @ wsq.t() + 1e-8)
-            x = x * demod.to(x.dtype)[:, :, None, None]
-        if self.upsample:
-            x = self.blur(x)
+            demod = torch.rsqrt(s.to(acc).pow(2) @ wsq.t() + 1e-8).to(x.dtype)[:, :, None, None]
+            # x is this call's own conv output: scale it in place when no graph is recorded
+            x = x.mul_(demod) if _inplace_ok(x) else x * demod
         return x
 
 
@@ -167,7 +178,16 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_channels)
 
     def forward(self, x: Tensor, style: Tensor, noise: Tensor | None = None) -> Tensor:
-        return self.activate(self.noise(self.conv(x, style), noise))
+        x = self.conv(x, style)
+        if not _inplace_ok(x):
+            return self.activate(self.noise(x, noise))
+        # inference: noise, bias, lrelu and gain in place on the fresh conv output (same maths,
+        # no new activation-sized tensors)
+        if noise is None:
+            noise = x.new_empty(x.shape[0], 1, *x.shape[2:]).normal_()
+        x.addcmul_(noise.to(x.dtype), self.noise.weight.to(x.dtype))
+        x.add_(self.activate.bias.to(x.dtype)[:, None, None])
+        return F.leaky_relu_(x, self.activate.negative_slope).mul_(self.activate.scale)
 
 
 class ToRGB(nn.Module):
@@ -188,9 +208,11 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward(self, x: Tensor, style: Tensor, skip: Tensor | None = None) -> Tensor:
-        out = self.conv(x, style) + self.bias.to(x.dtype)
+        out = self.conv(x, style)
+        out = out.add_(self.bias.to(x.dtype)) if _inplace_ok(out) else out + self.bias.to(x.dtype)
         if skip is not None:
-            out = out + self.upsample(skip)
+            up = self.upsample(skip)
+            out = out.add_(up) if _inplace_ok(out) else out + up
         return out
 
 

@@ -42,6 +42,19 @@ def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
+_NATIVE_BF16: bool | None = None
+
+
+def _slow_low_precision(x: Tensor) -> bool:
+    """True for a bf16/fp16 CPU tensor on a CPU whose oneDNN has no native bf16 kernels."""
+    global _NATIVE_BF16
+    if x.device.type != "cpu" or x.dtype not in (torch.bfloat16, torch.float16):
+        return False
+    if _NATIVE_BF16 is None:
+        _NATIVE_BF16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return not _NATIVE_BF16
+
+
 def upfirdn2d(
     x: Tensor,
     kernel: Tensor,
@@ -54,6 +67,11 @@ def upfirdn2d(
     `up`/`down` are an int or (x, y); `pad` is (p0, p1) for both axes or (x0, x1, y0, y1).
     Output size per axis: (in * up + p0 + p1 - k + 1) // down (rounded up).
     """
+    if _slow_low_precision(x):
+        # bf16/fp16 depthwise convolution has no vectorised CPU kernel without native bf16 (it
+        # loops over channels): filter in fp32, outside autocast, and round the result once
+        with torch.autocast("cpu", enabled=False):
+            return upfirdn2d(x.float(), kernel, up, down, pad).to(x.dtype)
     up_x, up_y = _pair(up)
     down_x, down_y = _pair(down)
     px0, px1, py0, py1 = _pad4(pad)
@@ -66,6 +84,13 @@ def upfirdn2d(
         x = F.pad(x, [0, up_x - 1, 0, 0, 0, up_y - 1])
         x = x.reshape(b, c, h * up_y, w * up_x)  # (B, C, H*up, W*up)
 
+    weight = torch.flip(kernel, [0, 1]).to(dtype=x.dtype, device=x.device)
+    weight = weight[None, None].expand(c, 1, kh, kw)  # (C, 1, kh, kw) depthwise
+    if px0 == px1 >= 0 and py0 == py1 >= 0:
+        # symmetric zero padding: let the convolution pad (no padded copy of x)
+        stride = (down_y, down_x)
+        return F.conv2d(x, weight, stride=stride, padding=(py0, px0), groups=c)
+
     x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
     x = x[
         :,
@@ -73,9 +98,6 @@ def upfirdn2d(
         max(-py0, 0) : x.shape[2] - max(-py1, 0),
         max(-px0, 0) : x.shape[3] - max(-px1, 0),
     ]
-
-    weight = torch.flip(kernel, [0, 1]).to(dtype=x.dtype, device=x.device)
-    weight = weight[None, None].expand(c, 1, kh, kw)  # (C, 1, kh, kw) depthwise
     x = F.conv2d(x, weight, groups=c)
     return x[:, :, ::down_y, ::down_x]
 

@@ -1,0 +1,112 @@
+"""FMR fast paths change no output: in-place inference layers and the channels_last renderer.
+
+Tolerances: the fast paths reorder no sums except demodulation after (instead of before) the
+up-sampling blur, and oneDNN may pick other kernels for NHWC; both move fp32 results by a few
+ulps of the largest activations, so outputs must agree to 1e-5 relative / 1e-5 absolute.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import vidgan.nn.stylegan2 as sg
+from vidgan.models.fmr import FMRConfig, FMRGenerator
+
+TINY = FMRConfig(
+    image_size=16,
+    dim_z_content=16,
+    dim_z_motion=16,
+    freq_bands=(3.0, 7.0),
+    n_mlp=2,
+    channels={4: 16, 8: 16, 16: 8},
+    d_channels={4: 16, 8: 16, 16: 8},
+    video_length=4,
+)
+TOL = {"atol": 1e-5, "rtol": 1e-5}
+
+
+@pytest.fixture(scope="module")
+def G():
+    torch.manual_seed(0)
+    g = FMRGenerator(TINY).eval()
+    with torch.no_grad():  # non-zero noise strengths and biases so every fused op matters
+        for p in g.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return g
+
+
+@pytest.fixture()
+def plain_paths(monkeypatch):
+    """Set the fast paths off for a call: plain(G, fn)."""
+
+    def run(G, fn):
+        monkeypatch.setattr(sg, "INPLACE_INFERENCE", False)
+        monkeypatch.setattr(G.renderer, "channels_last", False)
+        try:
+            return fn()
+        finally:
+            monkeypatch.setattr(sg, "INPLACE_INFERENCE", True)
+            monkeypatch.setattr(G.renderer, "channels_last", True)
+
+    return run
+
+
+def _lat(G, b=3):
+    return G.sample_latents(b, generator=torch.Generator().manual_seed(5))
+
+
+@torch.no_grad()
+def test_inference_fast_paths_match_plain_maths(G, plain_paths):
+    lat, t = _lat(G), G.frame_times(5)
+    fast = G.generate(lat, t)
+    plain = plain_paths(G, lambda: G.generate(lat, t))
+    assert fast.abs().max() > 0.5  # a real signal, not all zeros
+    torch.testing.assert_close(fast, plain, **TOL)
+    # each fast path alone as well
+    sg.INPLACE_INFERENCE = False
+    try:
+        torch.testing.assert_close(G.generate(lat, t), plain, **TOL)
+    finally:
+        sg.INPLACE_INFERENCE = True
+    G.renderer.channels_last = False
+    try:
+        torch.testing.assert_close(G.generate(lat, t), plain, **TOL)
+    finally:
+        G.renderer.channels_last = True
+
+
+def test_training_gradients_match_plain_maths(G, plain_paths):
+    lat, t = _lat(G, 2), G.frame_times(4)
+
+    def grads():
+        G.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            G.generate(lat, t).square().mean().backward()
+        return {n: p.grad.clone() for n, p in G.named_parameters() if p.grad is not None}
+
+    fast, plain = grads(), plain_paths(G, grads)
+    assert fast.keys() == plain.keys() and len(fast) > 50
+    for name in fast:
+        torch.testing.assert_close(fast[name], plain[name], atol=1e-5, rtol=1e-4, msg=name)
+    G.zero_grad(set_to_none=True)
+
+
+@torch.no_grad()
+def test_inplace_layers_leave_their_inputs_alone(G):
+    conv = G.renderer.convs[1]  # a 3x3 StyledConv (not up-sampling)
+    x = torch.randn(2, conv.conv.in_channels, 8, 8)
+    w = torch.randn(2, TINY.dim_z_content)
+    noise = torch.randn(2, 1, 8, 8)
+    x0, w0, n0 = x.clone(), w.clone(), noise.clone()
+    a = conv(x, w, noise)
+    assert torch.equal(x, x0) and torch.equal(w, w0) and torch.equal(noise, n0)
+    rgb = G.renderer.to_rgbs[0]
+    skip = torch.randn(2, 3, 4, 4)
+    s0 = skip.clone()
+    rgb(a, w, skip)
+    assert torch.equal(skip, s0)
+    with torch.enable_grad():  # the graph path is out of place and still differentiable
+        xg = x.clone().requires_grad_(True)
+        conv(xg, w, noise).sum().backward()
+    assert xg.grad is not None and xg.grad.abs().sum() > 0
