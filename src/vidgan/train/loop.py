@@ -41,6 +41,7 @@ from vidgan.config import to_dict
 from vidgan.errors import CheckpointError, ConfigError, VidganError
 from vidgan.models.base import VideoGenerator
 from vidgan.models.registry import ModelSpec, get_model
+from vidgan.precision import resolve_amp
 from vidgan.train import losses
 from vidgan.train.checkpoint import (
     atomic_write,
@@ -324,9 +325,10 @@ class Trainer:
             name: torch.optim.Adam(D.parameters(), lr=d.lr, betas=d.betas, eps=d.eps)
             for name, D in self.Ds.items()
         }
-        if self.device.type == "cuda" or cfg.amp:
+        self.amp = resolve_amp(cfg.amp, self.device)
+        if self.device.type == "cuda" or self.amp:
             self._autocast: Callable[[], AbstractContextManager[Any]] = lambda: torch.autocast(
-                self.device.type, dtype=torch.bfloat16, enabled=cfg.amp
+                self.device.type, dtype=torch.bfloat16, enabled=self.amp
             )
         else:
             self._autocast = nullcontext
