@@ -27,7 +27,8 @@ where `recipe` is a `TrainRecipe` subclass (vidgan.train.recipe). The loop build
 
 The loop owns the schedule and names no model: G step, D step, lazy R1 on every D with
 StyleGAN2's lr / betas scaling c = k/(k+1) for the D optimizers, EMA, bf16 autocast
-(`train.amp`; default: on where the hardware has native bf16, vidgan.precision), channels_last, gradient accumulation, `--device auto`, DDP. Loss math lives in
+(`train.amp`; default: on where the hardware has native bf16, vidgan.precision),
+channels_last, gradient accumulation, `--device auto`, DDP. Loss math lives in
 vidgan.train.losses. Losses are batch means, so gradients averaged over ranks and accumulation
 rounds equal those of the global batch.
 
