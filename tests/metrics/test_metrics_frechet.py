@@ -119,3 +119,36 @@ def test_eigh_method_matches_the_sqrtm_reference():
     assert stats_distance(a, b, method="eigh") == pytest.approx(ref, rel=1e-8)
     with pytest.raises(ConfigError):
         stats_distance(a, b, method="newton")
+
+
+def test_frechet_equals_the_scipy_sqrtm_reference_in_float64():
+    import scipy.linalg
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(300, 24)).astype(np.float32)
+    y = (rng.normal(size=(280, 24)) @ rng.normal(size=(24, 24)) * 0.5 + 0.3).astype(np.float32)
+    a, b = FeatureStats.from_features(x), FeatureStats.from_features(y)
+    assert a.sigma.dtype == np.float64 and a.mu.dtype == np.float64
+    # StyleGAN-V / pytorch-fid: scipy.linalg.sqrtm of the product, real part of the trace
+    s, _ = scipy.linalg.sqrtm(b.sigma.dot(a.sigma), disp=False)
+    ref = np.real(np.square(a.mu - b.mu).sum() + np.trace(a.sigma + b.sigma - 2 * s))
+    assert stats_distance(a, b) == pytest.approx(float(ref), rel=1e-10)
+
+
+def test_frechet_is_float64_for_large_offset_features():
+    rng = np.random.default_rng(12)
+    x = (1e4 + rng.normal(size=(500, 16))).astype(np.float32)  # float32 input, large offset
+    y = x + np.float32(0.25)  # same covariance, mean shifted by 0.25 per dim (exact in float32)
+    d = stats_distance(FeatureStats.from_features(x), FeatureStats.from_features(y))
+    assert d == pytest.approx(16 * 0.25**2, rel=1e-6)
+
+
+def test_frechet_rank_deficient_like_fvd_with_few_clips():
+    # 40 samples in 64 dims (FVD's 400-d logits from 256 clips is the same situation)
+    rng = np.random.default_rng(13)
+    x, y = rng.normal(size=(40, 64)), rng.normal(size=(40, 64)) * 1.5 + 0.2
+    a, b = FeatureStats.from_features(x), FeatureStats.from_features(y)
+    d_sqrtm, d_eigh = stats_distance(a, b), stats_distance(a, b, method="eigh")
+    assert np.isfinite(d_sqrtm) and d_sqrtm > 0
+    assert d_sqrtm == pytest.approx(d_eigh, rel=1e-6)
+    assert abs(stats_distance(a, a)) < 1e-6

