@@ -415,3 +415,56 @@ def test_bf16_autocast_matches_float32():
             logit = Ds["video"].eval()(low)
     assert low.dtype == torch.bfloat16 and torch.isfinite(logit).all()
     assert (low.float() - ref).abs().max() < 0.05
+
+
+# --- inference fast paths (issue #8) ------------------------------------------------------------
+
+
+def test_eval_spectral_norm_cache_is_exact_and_follows_weight_changes():
+    """Cached W_SN equals the uncached one bit for bit and is recomputed after a weight update."""
+    G = tiny_generator()
+    z = G.sample_latents(2, generator=torch.Generator().manual_seed(3))
+    t = G.frame_times(16)
+    with torch.no_grad():
+        first = G.generate(z, t)
+        again = G.generate(z, t)  # served from the cache
+    assert torch.equal(first, again)
+    conv = G.blocks[0].appearance.conv
+    assert "_sn_cache" in conv.__dict__
+    with torch.no_grad():
+        conv.weight_orig.mul_(2.0)  # in-place update bumps the version: cache must not be stale
+        conv.weight_u.neg_()
+        conv.weight_v.neg_()
+    G_ref = tiny_generator()
+    G_ref.load_state_dict(G.state_dict())
+    with torch.no_grad():
+        changed = G.generate(z, t)
+        fresh = G_ref.generate(z, t)  # never cached
+    assert torch.equal(changed, fresh)
+
+
+def test_temporal_attention_unpadded_matches_padded_reference():
+    """The temporal branch skips zero-padding q, k; the result equals explicit softmax(QK^T)V."""
+    torch.manual_seed(0)
+    att = SelfAttention(channels=16, reduction=8, axis="time", layout="intended").eval()
+    att.gamma.data.fill_(1.0)
+    x = torch.randn(2, 16, 5, 3, 4)
+    with torch.no_grad():
+        out = att(x)
+        tok = att._tokens(x)
+        q, k, v = (
+            F.linear(tok, c.normalized_weight().flatten(1), c.bias)
+            for c in (att.query, att.key, att.value)
+        )
+        ref = torch.softmax(q @ k.transpose(1, 2), -1) @ v  # (b h w) t c
+        ref = ref.reshape(2, 3, 4, 5, 16).permute(0, 4, 3, 1, 2) + x
+    assert (out - ref).abs().max() < 1e-5
+
+
+def test_spatial_attention_uses_the_fused_sdpa_kernel():
+    att = SelfAttention(channels=16, reduction=8, axis="space", layout="intended").eval()
+    x = torch.randn(1, 16, 2, 8, 8)
+    with torch.no_grad(), torch.profiler.profile() as prof:
+        att(x)
+    names = {e.key for e in prof.key_averages()}
+    assert any("flash_attention" in n for n in names), names

@@ -24,8 +24,9 @@ Attention layout (`G3ANConfig.attention_layout`):
   own positions. This is the default for new training runs.
 
 Both layouts compute the attention itself with `F.scaled_dot_product_attention` (scale 1: the
-release has no 1/sqrt(d)); q and k are zero-padded to the width of v so the fused (flash) kernels
-apply (q.k is unchanged; the math fallback with unequal widths was several times slower).
+release has no 1/sqrt(d)); in the spatial branch q and k are zero-padded to the width of v so the
+fused (flash) kernel applies (q.k is unchanged; the math fallback with unequal widths was several
+times slower over H*W positions); the temporal branch (T tokens) is faster unpadded.
 
 Class-conditional generation (our extension; the authors promised it but never released it):
 
@@ -189,10 +190,29 @@ class _SpectralNorm:
         return weight.reshape(weight.shape[0], -1)
 
     def normalized_weight(self) -> Tensor:
-        """W_SN = W / sigma(W), sigma = u^T W v, after a power iteration in training mode."""
+        """W_SN = W / sigma(W), sigma = u^T W v, after a power iteration in training mode.
+
+        Inference fast path: in eval mode, when no gradient can flow to the weight, W_SN is
+        computed once and reused until W, u or v change (their version counters, storage,
+        dtype or device), so generating does no spectral-norm work per call (the release
+        re-divides the whole weight on every forward). The result is the same tensor.
+        """
         weight = self.weight_orig
-        mat = self._weight_matrix(weight)
         u, v = self.weight_u, self.weight_v
+        cacheable = not self.training and not (  # type: ignore[attr-defined]
+            torch.is_grad_enabled() and weight.requires_grad
+        )
+        if cacheable and not torch.is_inference_mode_enabled():
+            key = (weight._version, u._version, v._version, weight.data_ptr(), weight.dtype)
+            cached = self.__dict__.get("_sn_cache")
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            with torch.no_grad():
+                mat = self._weight_matrix(weight)
+                w_sn = weight / torch.dot(u, mat.mv(v))
+            self.__dict__["_sn_cache"] = (key, w_sn)
+            return w_sn
+        mat = self._weight_matrix(weight)
         if self.training:  # type: ignore[attr-defined]
             with torch.no_grad():
                 v.copy_(F.normalize(mat.t().mv(u), dim=0, eps=SN_EPS))
@@ -368,9 +388,11 @@ class SelfAttention(nn.Module):
             F.linear(tokens, conv.normalized_weight().flatten(1), conv.bias)
             for conv in (self.query, self.key, self.value)
         )
-        if q.shape[-1] != c:
-            # zero channels leave q.k unchanged and let the fused (flash) kernels run, which
-            # need one head size for q, k and v
+        if q.shape[-1] != c and self.axis == "space":
+            # zero channels leave q.k unchanged and let the fused (flash) kernel run, which
+            # needs one head size for q, k and v; over H*W positions it is several times
+            # faster than the unfused path. Over the few time steps (T <= 48) the unfused
+            # path with narrow q, k is faster (fewer flops, no padding).
             q, k = F.pad(q, (0, c - q.shape[-1])), F.pad(k, (0, c - k.shape[-1]))
         # softmax over keys of unscaled scores, as the release (no 1/sqrt(d))
         out = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], scale=1.0)
