@@ -26,17 +26,16 @@ import contextlib
 import copy
 import importlib
 import json
-import statistics
 import sys
 import tempfile
-import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from timing import interleaved
 
 from vidgan.config import from_dict, load_preset
 from vidgan.models.registry import get_model
@@ -242,25 +241,7 @@ class OurSide:
         self.tr.train_step(batch)
 
 
-# --- timing ------------------------------------------------------------------------------------
-def _amp(on: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if on else contextlib.nullcontext()
-
-
-def interleaved(fns: dict[str, Callable[[], None]], repeats: int, amp: bool) -> dict[str, float]:
-    """Median seconds per call of each fn, calls alternating A B A B ... after one warm-up each."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    with _amp(amp):
-        for fn in fns.values():
-            fn()
-        for _ in range(repeats):
-            for k, fn in fns.items():
-                t0 = time.perf_counter()
-                fn()
-                times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
+# --- configurations ------------------------------------------------------------------------------
 CONFIGS = {
     # name: preset, model overrides, G forward (videos, frames), training batch
     "toy": ("fmr-toy-32", [], (8, 16), 8),

@@ -22,18 +22,15 @@ no_grad) so that timings are taken on finite values.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import json
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from timing import interleaved
 
 from vidgan.models.g3an import G3ANConfig, G3ANGenerator, count_parameters
 
@@ -145,24 +142,6 @@ class OurSide:
             self.batches = iter(self.tr.batches)
             batch = next(self.batches)
         self.tr.train_step(batch)
-
-
-def _amp(on: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if on else contextlib.nullcontext()
-
-
-def interleaved(fns: dict[str, Callable[[], None]], repeats: int, amp: bool) -> dict[str, float]:
-    """Median seconds per call of each fn, calls alternating A B A B ... after one warm-up each."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    with _amp(amp):
-        for fn in fns.values():
-            fn()
-        for _ in range(repeats):
-            for k, fn in fns.items():
-                t0 = time.perf_counter()
-                fn()
-                times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
