@@ -40,3 +40,39 @@ def measure(
     fake = sample(G, n_eval, n_frames=real.shape[2], generator=g, batch_size=16).videos
     speeds = toy_speeds(to_uint8(fake.clamp(-1, 1)))
     return pixel_w1(fake, real), speed_distance(real_speeds, speeds)["wasserstein1"]
+
+
+def train_toy_and_measure(
+    tmp_path, preset: str, *, steps: int, n_eval: int = 48
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Train `preset` for `steps` on a small toy set; ((pixel, speed) W1 before, after).
+
+    The EMA half-life is shortened to 0.25 kimg so a short run is not averaged with its
+    untrained start; "before" is the same G_ema (same seed) at initialisation.
+    """
+    from vidgan.data.toy import write_toy_dataset
+    from vidgan.train.config import resolve_run_config
+    from vidgan.train.loop import Trainer
+
+    data = write_toy_dataset(tmp_path / "toy", n_videos=96, frames=32, size=64, seed=5)
+    overrides = [
+        f"train.steps={steps}",
+        "train.device=cpu",
+        "train.workers=0",
+        "train.sample_every=0",
+        "train.tensorboard=false",
+        f"train.checkpoint_every={steps}",
+        "train.ema_kimg=0.25",
+        "train.metrics=",
+        "train.best_metric=",
+    ]
+    run = resolve_run_config(None, preset=preset, overrides=overrides)
+    trainer = Trainer(run, outdir=tmp_path / "run", data_path=str(data), progress=False)
+    real = real_toy_clips(data, n_eval)
+    real_speeds = toy_speeds(to_uint8(real))
+    before = measure(trainer.G_ema, real, real_speeds, n_eval=n_eval)
+    assert trainer.fit() == 0
+    after = measure(trainer.G_ema, real, real_speeds, n_eval=n_eval)
+    print(f"{preset}: pixel W1 {before[0]:.1f} -> {after[0]:.1f}; ", end="")
+    print(f"speed W1 {before[1]:.2f} -> {after[1]:.2f}")
+    return before, after

@@ -15,41 +15,13 @@ from __future__ import annotations
 
 import pytest
 
-from learning_helpers import measure, real_toy_clips
-from vidgan.data.toy import write_toy_dataset
-from vidgan.io import to_uint8
-from vidgan.metrics.motion import toy_speeds
-from vidgan.train.config import resolve_run_config
-from vidgan.train.loop import Trainer
+from learning_helpers import train_toy_and_measure
 
 STEPS = 120
-N_EVAL = 48
 
 
 @pytest.mark.slow
 def test_fmr_toy_preset_learns(tmp_path):
-    data = write_toy_dataset(tmp_path / "toy", n_videos=96, frames=32, size=64, seed=5)
-    run = resolve_run_config(
-        None,
-        preset="fmr-toy-32",
-        overrides=[
-            f"train.steps={STEPS}",
-            "train.device=cpu",
-            "train.workers=0",
-            "train.sample_every=0",
-            "train.tensorboard=false",
-            f"train.checkpoint_every={STEPS}",
-            "train.ema_kimg=0.25",
-            "train.metrics=",
-            "train.best_metric=",
-        ],
-    )
-    trainer = Trainer(run, outdir=tmp_path / "run", data_path=str(data), progress=False)
-    real = real_toy_clips(data, N_EVAL)
-    real_speeds = toy_speeds(to_uint8(real))
-    pix0, speed0 = measure(trainer.G_ema, real, real_speeds)
-    assert trainer.fit() == 0
-    pix1, speed1 = measure(trainer.G_ema, real, real_speeds)
-    print(f"pixel W1 {pix0:.1f} -> {pix1:.1f}; speed W1 {speed0:.2f} -> {speed1:.2f}")
+    (pix0, speed0), (pix1, speed1) = train_toy_and_measure(tmp_path, "fmr-toy-32", steps=STEPS)
     assert pix1 < 0.5 * pix0
     assert speed1 < 0.75 * speed0
