@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timing import interleaved
+from timing import endless, interleaved
 
 from vidgan.config import from_dict, load_preset
 from vidgan.models.registry import get_model
@@ -224,7 +224,7 @@ class OurSide:
         ]
         self._tmp = tempfile.TemporaryDirectory()
         self.tr = Trainer(run, outdir=self._tmp.name, dataset=data, profile=1, progress=False)
-        self.batches = iter(self.tr.batches)
+        self.batches = endless(self.tr.batches)
         self.G = get_model("fmr").build_generator(cfg).eval()
 
     def forward(self, videos: int, frames: int) -> None:
@@ -233,12 +233,7 @@ class OurSide:
             self.G.generate(lat, self.G.frame_times(frames))
 
     def step(self) -> None:
-        try:
-            batch = next(self.batches)
-        except StopIteration:
-            self.batches = iter(self.tr.batches)
-            batch = next(self.batches)
-        self.tr.train_step(batch)
+        self.tr.train_step(next(self.batches))
 
 
 # --- configurations ------------------------------------------------------------------------------

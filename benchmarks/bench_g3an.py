@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from timing import interleaved
+from timing import endless, interleaved
 
 from vidgan.models.g3an import G3ANConfig, G3ANGenerator, count_parameters
 
@@ -126,7 +126,7 @@ class OurSide:
         ]
         self._tmp = tempfile.TemporaryDirectory()
         self.tr = Trainer(run, outdir=self._tmp.name, dataset=data, profile=1, progress=False)
-        self.batches = iter(self.tr.batches)
+        self.batches = endless(self.tr.batches)
         self.cfg = run.model
         self.G = G3ANGenerator(run.model).eval()
 
@@ -136,12 +136,7 @@ class OurSide:
             self.G.generate(lat, self.G.frame_times(FRAMES))
 
     def step(self) -> None:
-        try:
-            batch = next(self.batches)
-        except StopIteration:
-            self.batches = iter(self.tr.batches)
-            batch = next(self.batches)
-        self.tr.train_step(batch)
+        self.tr.train_step(next(self.batches))
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 
@@ -30,3 +31,9 @@ def interleaved(fns: dict[str, Callable[[], None]], repeats: int, amp: bool) -> 
                 fn()
                 times[k].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def endless(batches: Iterable[Any]) -> Iterator[Any]:
+    """Batches from `batches` forever, starting a new pass (new iterator) when one ends."""
+    while True:
+        yield from batches
