@@ -12,11 +12,28 @@ import numpy as np
 import torch
 
 from vidgan.demo import DemoContext
+from vidgan.models.base import VideoGenerator
 
 
 def bundled_asset(name: str) -> Path:
     """Path of a file shipped in `vidgan/assets` (the bundled toy checkpoints)."""
     return Path(str(resources.files("vidgan") / "assets" / name))
+
+
+def demo_generator(
+    ctx: DemoContext, *, preset: str, bundled: str, run_name: str
+) -> tuple[VideoGenerator, str]:
+    """(G, where it came from): trained now under `--train-minutes`, else the bundled file."""
+    from vidgan.checkpoint import load_checkpoint
+    from vidgan.train.dist import pick_device
+
+    if ctx.train_minutes > 0:
+        ckpt = train_preset_now(ctx, preset, ctx.train_minutes, run_name=run_name)
+        origin = f"trained now for {ctx.train_minutes:g} minutes ({run_name}/)"
+    else:
+        ckpt = bundled_asset(bundled)
+        origin = "the bundled toy checkpoint"
+    return load_checkpoint(ckpt, device=pick_device(ctx.device)).generator, origin
 
 
 def train_preset_now(

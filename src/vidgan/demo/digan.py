@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from vidgan.demo import DemoContext, DemoItem, section
-from vidgan.demo.common import bundled_asset, labelled_grid, train_preset_now
+from vidgan.demo.common import bundled_asset, demo_generator, labelled_grid
 
 BUNDLED = "digan-toy-32.safetensors"
 PRESET = "digan-toy-32"
@@ -28,11 +28,6 @@ N_MOTIONS = 4  # motion codes for the one content code of the diverse-motion ite
 
 def bundled_checkpoint() -> Path:
     return bundled_asset(BUNDLED)
-
-
-def train_now(ctx: DemoContext, minutes: float) -> Path:
-    """Train digan-toy-32 on the demo's toy data for `minutes`; return the run folder."""
-    return train_preset_now(ctx, PRESET, minutes, run_name="train_run_digan")
 
 
 def upsample_pairs(base: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
@@ -52,18 +47,9 @@ def zoom_pairs(base: torch.Tensor, wide: torch.Tensor) -> torch.Tensor:
 
 @section("DIGAN: videos as continuous functions")
 def digan_demo(ctx: DemoContext) -> list[DemoItem]:
-    from vidgan.checkpoint import load_checkpoint
     from vidgan.sample import difference_video, extrapolate, interpolate, sample
-    from vidgan.train.dist import pick_device
 
-    device = pick_device(ctx.device)
-    if ctx.train_minutes > 0:
-        ckpt = train_now(ctx, ctx.train_minutes)
-        origin = f"trained now for {ctx.train_minutes:g} minutes (train_run_digan/)"
-    else:
-        ckpt = bundled_checkpoint()
-        origin = "the bundled toy checkpoint"
-    G = load_checkpoint(ckpt, device=device).generator.eval()
+    G, origin = demo_generator(ctx, preset=PRESET, bundled=BUNDLED, run_name="train_run_digan")
     gen = torch.Generator().manual_seed(ctx.seed)
     out = ctx.out
     items = []

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from vidgan.demo import DemoContext, DemoItem, section
-from vidgan.demo.common import bundled_asset, labelled_grid, speed_plot, train_preset_now
+from vidgan.demo.common import bundled_asset, demo_generator, labelled_grid, speed_plot
 
 BUNDLED = "fmr-toy-32.safetensors"
 N_SPEED_VIDEOS = 48  # generated videos for the speed statistics (fast at 32 px)
@@ -24,28 +24,13 @@ def bundled_checkpoint() -> Path:
     return bundled_asset(BUNDLED)
 
 
-def train_now(ctx: DemoContext, minutes: float) -> Path:
-    """Train fmr-toy-32 on the demo's toy data for `minutes`; return the run folder."""
-    return train_preset_now(ctx, "fmr-toy-32", minutes, run_name="train_run")
-
-
 @section("FMR: frequency-based motion")
 def fmr_demo(ctx: DemoContext) -> list[DemoItem]:
-    from vidgan.checkpoint import load_checkpoint
     from vidgan.io import to_uint8
     from vidgan.metrics.motion import speed_distance, toy_speeds
     from vidgan.sample import extrapolate, interpolate, sample
-    from vidgan.train.dist import pick_device
 
-    device = pick_device(ctx.device)
-    if ctx.train_minutes > 0:
-        ckpt = train_now(ctx, ctx.train_minutes)
-        origin = f"trained now for {ctx.train_minutes:g} minutes (train_run/)"
-    else:
-        ckpt = bundled_checkpoint()
-        origin = "the bundled toy checkpoint"
-    loaded = load_checkpoint(ckpt, device=device)
-    G = loaded.generator
+    G, origin = demo_generator(ctx, preset="fmr-toy-32", bundled=BUNDLED, run_name="train_run")
     gen = torch.Generator().manual_seed(ctx.seed)
     out = ctx.out
     items = []
