@@ -19,6 +19,8 @@ chunks of `--chunk` frames through `G.iter_chunks` and converts each chunk to ui
 writer consumes), keeping nothing; the release renders its frames in one batch. Ours is
 measured twice: with glibc's default allocator settings and with a fixed mmap threshold
 (`MALLOC_MMAP_THRESHOLD_`), which shows how much of the peak is freed memory glibc keeps.
+`--generate ARGS` measures the user's path instead: `vidgan generate ARGS` (a model file,
+`--chunk`, mp4 or png through `VideoWriter`) in this process, peak RSS from the first chunk on.
 
 The release (github:sihyun-yu/digan, a plain checkout; `--official` is its root, holding
 `src/` and `configs/`) needs omegaconf and einops: install them into a separate folder
@@ -293,6 +295,31 @@ def memory(
     return row
 
 
+def generate_memory(argv: list[str], threads: int) -> dict[str, Any]:
+    """`vidgan generate ARGV` in this process; the RSS high-water mark of its generation.
+
+    The mark is reset (`/proc/self/clear_refs`) right before the first chunk, so loading the
+    checkpoint is left out: what remains is rendering, the writer and the allocator's state.
+    """
+    import vidgan.sample
+    from vidgan.cli import main as cli_main
+
+    torch.set_num_threads(threads)
+    inner, out = vidgan.sample.iter_video_chunks, {}
+
+    def measured(*a: Any, **k: Any) -> Any:
+        Path("/proc/self/clear_refs").write_text("5")
+        out["rss_before_mb"] = _maxrss_mb()
+        yield from inner(*a, **k)
+
+    vidgan.sample.iter_video_chunks = measured  # generate imports it at call time
+    t0 = time.perf_counter()
+    if cli_main(["generate", *argv]) != 0:
+        raise SystemExit("vidgan generate failed")
+    out.update(seconds=round(time.perf_counter() - t0, 1), rss_peak_mb=_maxrss_mb())
+    return {"argv": argv, **out}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--official", type=Path, default=None, help="checkout of sihyun-yu/digan")
@@ -309,7 +336,15 @@ def main() -> None:
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--json", type=Path, default=None, help="write every row here")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--generate",
+        nargs=argparse.REMAINDER,
+        help="run `vidgan generate ...` (with --chunk) and print the peak RSS of generating",
+    )
     args = p.parse_args()
+    if args.generate:
+        print(json.dumps(generate_memory(args.generate, args.threads)))
+        return
     if args.child:
         print(json.dumps(memory_child(json.loads(args.child))))
         return

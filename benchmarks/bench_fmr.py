@@ -266,6 +266,7 @@ def main() -> None:
     p.add_argument("--no-step", action="store_true", help="G forward only")
     p.add_argument("--step-256", action="store_true", help="also time the 256 px training step")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--step-repeats", type=int, help="timed steps per side (default repeats - 1)")
     p.add_argument("--json", type=Path, help="also write the rows here")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -314,9 +315,8 @@ def main() -> None:
                 row[f"fwd_fps_{k}"] = videos * frames / v
             print(json.dumps(row), flush=True)
             if not args.no_step and (name != "256" or args.step_256):
-                st = interleaved(
-                    {k: s.step for k, s in sides.items()}, max(2, args.repeats - 1), amp
-                )
+                n = args.step_repeats or max(2, args.repeats - 1)
+                st = interleaved({k: s.step for k, s in sides.items()}, n, amp)
                 for k, v in st.items():
                     row[f"step_s_{k}"] = v
             rows.append(row)

@@ -9,9 +9,13 @@ affects both alike (median of `--repeats` calls after one warm-up call each):
 
 * eval forward: the generator in eval mode under no_grad, batch 1 and batch 8;
 * training step at batch 8: for ours `Trainer.train_step` (the real training code: G step,
-  D step, EMA bookkeeping; it renders new fakes for the D step), for the release the body of its
-  `trainer.py` loop (one G forward shared by the D and G steps), re-written here from reading it;
-  both with BCE and Adam(2e-4, (0.5, 0.999)) on random real clips.
+  D step, EMA bookkeeping; it renders new fakes for the D step unless `--reuse-fakes`, which
+  makes the D step judge the G step's fakes as the release does), for the release the body of
+  its `trainer.py` loop (one G forward shared by the D and G steps), re-written here from
+  reading it; both with BCE and Adam(2e-4, (0.5, 0.999)) on random real clips.
+
+bf16 (`--precisions bf16`) wraps both sides in CPU autocast; on CPUs without native bf16 that is
+10-25x slower than fp32 on both sides, so `--forward-batches 1` keeps such a run short.
 
 `--official PATH` is a plain checkout of github:wyhsirius/g3an-project (only `model/` is
 imported; it needs nothing but torch). Its spectral-norm vectors start random, so a fresh model
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -103,8 +108,11 @@ class OfficialSide:
 class OurSide:
     """Our eval generator and a `Trainer` at the paper configuration and batch."""
 
-    def __init__(self, batch: int, amp: bool) -> None:
+    def __init__(self, batch: int, amp: bool, reuse_fakes: bool = False) -> None:
+        from vidgan.recipes.g3an import G3ANRecipe
         from vidgan.train.config import resolve_run_config
+
+        G3ANRecipe.reuse_fakes = reuse_fakes
         from vidgan.train.loop import Trainer
 
         run = resolve_run_config(
@@ -147,6 +155,8 @@ def main() -> None:
     p.add_argument("--precisions", default="fp32,bf16")
     p.add_argument("--bf16-step", action="store_true", help="also time the bf16 training step")
     p.add_argument("--no-step", action="store_true", help="G forward only")
+    p.add_argument("--reuse-fakes", action="store_true", help="our D step reuses G's fakes")
+    p.add_argument("--forward-batches", help="forward batches (default 1,BATCH; 0: none)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", type=Path, help="also write the rows here")
     args = p.parse_args()
@@ -155,7 +165,7 @@ def main() -> None:
     for prec in args.precisions.split(","):
         amp = prec == "bf16"
         torch.manual_seed(0)
-        ours = OurSide(args.batch, amp)
+        ours = OurSide(args.batch, amp, args.reuse_fakes)
         sides: dict[str, Any] = {"ours": ours}
         if args.official is not None:
             off = OfficialSide(args.official, ours.cfg, args.batch)
@@ -168,30 +178,34 @@ def main() -> None:
                     )
             sides["official"] = off
         print(f"G parameters: {count_parameters(ours.G) / 1e6:.1f}M", flush=True)
-        for videos in (1, args.batch):
+        batches = args.forward_batches or f"1,{args.batch}"
+        for videos in [int(v) for v in batches.split(",") if v and int(v) > 0]:  # 0: none
             fwd = interleaved(
                 {k: (lambda s=s, n=videos: s.forward(n)) for k, s in sides.items()},
                 args.repeats,
                 amp,
             )
             row = {"what": f"G eval forward, batch {videos}", "precision": prec}
+            row["load"] = os.getloadavg()[0]
             row.update({f"s_{k}": v for k, v in fwd.items()})
             rows.append(row)
             print(json.dumps(row), flush=True)
         if not args.no_step and (not amp or args.bf16_step):
             st = interleaved({k: s.step for k, s in sides.items()}, args.repeats, amp)
             row = {"what": f"training step, batch {args.batch}", "precision": prec}
+            row["load"] = os.getloadavg()[0]
             row.update({f"s_{k}": v for k, v in st.items()})
             rows.append(row)
             print(json.dumps(row), flush=True)
     print(f"\n{args.threads} thread(s), torch {torch.__version__}")
-    print("| what | precision | ours (s) | official (s) | official / ours |")
-    print("|---|---|---:|---:|---:|")
+    print("| what | precision | ours (s) | official (s) | official / ours | load |")
+    print("|---|---|---:|---:|---:|---:|")
     for r in rows:
         so, sf = r.get("s_ours"), r.get("s_official")
         ratio = f"{sf / so:.2f}" if so and sf else "-"
         sf_s = f"{sf:.3f}" if sf else "-"
-        print(f"| {r['what']} | {r['precision']} | {so:.3f} | {sf_s} | {ratio} |")
+        load = f"{r['load']:.1f}"
+        print(f"| {r['what']} | {r['precision']} | {so:.3f} | {sf_s} | {ratio} | {load} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

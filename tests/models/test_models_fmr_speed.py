@@ -110,3 +110,60 @@ def test_inplace_layers_leave_their_inputs_alone(G):
         xg = x.clone().requires_grad_(True)
         conv(xg, w, noise).sum().backward()
     assert xg.grad is not None and xg.grad.abs().sum() > 0
+
+
+def test_bf16_emulated_convs_match_autocast_and_fp32(G):
+    """bf16 autocast, convs emulated in fp32 (CPUs without native bf16) vs the plain autocast
+    convs: videos within 0.01 mean / 0.1 max abs on [-1, 1] (a dozen bf16 roundings in a row,
+    0.4% each), no further from fp32 than autocast's own, and all G gradients within 5% (L2)."""
+    import vidgan.nn.equalized as eq
+
+    lat, t = _lat(G, 2), G.frame_times(4)
+    saved = dict(eq._NATIVE)
+
+    def run(emulate):
+        eq._NATIVE[torch.bfloat16] = not emulate
+        G.zero_grad(set_to_none=True)
+        with torch.enable_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            v = G.generate(lat, t)
+            v.float().square().mean().backward()
+        return v.float().detach(), {
+            n: p.grad.clone() for n, p in G.named_parameters() if p.grad is not None
+        }
+
+    try:
+        (fast, gf), (plain, gp) = run(True), run(False)
+    finally:
+        eq._NATIVE.clear()
+        eq._NATIVE.update(saved)
+        G.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        ref = G.generate(lat, t)
+    assert ref.abs().max() > 0.5
+    # bf16 through a dozen layers is far from fp32 (mean 0.015 here, max 0.15 on this tiny G
+    # with perturbed weights): the emulation must be as close to fp32 as autocast's own convs
+    err_fast, err_plain = (fast - ref).abs().mean(), (plain - ref).abs().mean()
+    assert err_fast <= 1.1 * err_plain + 1e-3
+    assert (fast - plain).abs().mean() <= 0.01 and (fast - plain).abs().max() <= 0.1
+    assert gf.keys() == gp.keys() and len(gf) > 50
+    # one-element grads (noise strengths) are sums over every pixel and mostly cancellation,
+    # so the bound is on all G gradients together
+    a, b = (torch.cat([g[n].flatten() for n in gf]) for g in (gf, gp))
+    assert (a - b).norm() <= 0.05 * b.norm()
+
+
+@torch.no_grad()
+def test_torgb_matmul_and_consumed_inputs_match_the_conv_path(G):
+    """Inference ToRGB as one batched matmul (both memory formats) and StyledConv scaling a
+    consumed input in place: same outputs as the modulated-conv path to 1e-5."""
+    rgb, conv = G.renderer.to_rgbs[0], G.renderer.convs[1]
+    w = torch.randn(2, TINY.dim_z_content)
+    x = torch.randn(2, rgb.conv.in_channels, 8, 8)
+    ref = rgb.conv(x, w) + rgb.bias
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        xf = x.contiguous(memory_format=fmt)
+        torch.testing.assert_close(rgb(xf, w), ref, **TOL)
+    x = torch.randn(2, conv.conv.in_channels, 8, 8).contiguous(memory_format=torch.channels_last)
+    noise = torch.randn(2, 1, 8, 8)
+    kept = conv(x, w, noise)
+    torch.testing.assert_close(conv(x.clone(), w, noise, consume=True), kept, **TOL)

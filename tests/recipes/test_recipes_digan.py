@@ -213,3 +213,34 @@ def test_two_training_steps(tmp_path, classes):
     assert any(k.startswith("synthesis.") for k in moved) and any(
         k.startswith("mapping.") for k in moved
     )
+
+
+def test_r1_on_the_clip_equals_r1_on_the_motion_d_input():
+    """The release's R1 differentiates w.r.t. the 7-channel pair input (dt plane included, each
+    frame of a pair on its own); the loop differentiates w.r.t. the clip. With the recipe's
+    routing the two penalties are equal row by row, ties (i1 == i2) included."""
+    B = 512
+    w = torch.randn(7, 4, 4, generator=torch.Generator().manual_seed(4))
+
+    def d(x: Tensor) -> Tensor:  # a nonlinear stand-in for the motion D
+        return (torch.tanh(2 * x) * w).flatten(1).sum(1)
+
+    def penalties(route: bool) -> tuple[Tensor, Tensor, Tensor]:
+        recipe = make_recipe()
+        recipe.r1_pair_input = route
+        video = noise_clips(B, seed=6).requires_grad_(True)
+        x = recipe.real_inputs(video, {}, rand(B, 9))["video"].x
+        (g_clip,) = torch.autograd.grad(d(x).sum(), video)
+        leaf = x.detach().requires_grad_(True)
+        (g_in,) = torch.autograd.grad(d(leaf).sum(), leaf)
+        ties = x[:, 0:3].eq(x[:, 3:6]).flatten(1).all(1)
+        return g_clip.square().flatten(1).sum(1), g_in.square().flatten(1).sum(1), ties
+
+    clip, inp, ties = penalties(True)
+    assert ties.sum() >= 5  # the case where a frame is used twice is exercised
+    torch.testing.assert_close(clip, inp, rtol=1e-5, atol=0)
+    clip_old, inp_old, _ = penalties(False)  # the loop's plain rule misses the dt plane
+    torch.testing.assert_close(inp_old, inp, rtol=0, atol=0)
+    missing = (inp_old - clip_old)[~ties] / inp_old[~ties]  # the dt plane's share
+    assert (missing > 1e-4).all() and missing.mean() > 0.1
+    assert not torch.allclose(clip_old[ties], inp_old[ties], rtol=1e-3)

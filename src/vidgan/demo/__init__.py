@@ -81,4 +81,4 @@ def load_sections() -> list[tuple[str, Section]]:
 
 
 #: Section modules in page order.
-_MODULES: tuple[str, ...] = ("data", "fmr", "digan")
+_MODULES: tuple[str, ...] = ("data", "fmr", "digan", "g3an")

@@ -7,6 +7,7 @@ features plus a hash of the weights file, which enters the real-statistics cache
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 from vidgan.errors import CheckpointError, VidganError
 from vidgan.metrics.i3d import PREPROCESSORS, load_i3d
 from vidgan.metrics.resnext import load_resnext101, resnext_input
+from vidgan.precision import native_bf16
 from vidgan.registry import Registry
 
 INCEPTION_HINT = (
@@ -66,7 +68,17 @@ class Detector:
                 f"{self.name} expects uint8 clips [B, 3, T, H, W], got {video_u8.dtype} "
                 f"{list(video_u8.shape)}."
             )
-        return self.features(video_u8.to(self.device)).float().cpu()
+        with _emulated_lowp_off(self.device):
+            return self.features(video_u8.to(self.device)).float().cpu()
+
+
+def _emulated_lowp_off(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """Switch an enclosing CPU autocast off when the CPU has no native bf16 (`vidgan.precision`):
+    there PyTorch runs reference bf16 kernels, 50-500x slower than fp32 for I3D's 3-D convs, so
+    the features are computed in fp32 (the reference precision). Elsewhere autocast applies."""
+    if device.type == "cpu" and torch.is_autocast_enabled("cpu") and not native_bf16(device):
+        return torch.autocast("cpu", enabled=False)
+    return contextlib.nullcontext()
 
 
 class I3DDetector(Detector):
@@ -107,9 +119,17 @@ class I3DDetector(Detector):
     def features(self, video_u8: Tensor) -> Tensor:
         if getattr(self.model, "takes_uint8", False):  # StyleGAN-V torchscript does it itself
             return self.model(video_u8)
-        x = video_u8.float().div_(127.5).sub_(1.0)
+        layout = torch.channels_last_3d if _channels_last(self.model) else torch.contiguous_format
+        # uint8 -> float in the detector's layout in one pass; the resize keeps that layout.
+        x = torch.empty_like(video_u8, dtype=torch.float32, memory_format=layout)
+        x.copy_(video_u8).div_(127.5).sub_(1.0)
         x = PREPROCESSORS[self.preprocess](x, self.size)
-        return self.model(x.contiguous())
+        return self.model(x.contiguous(memory_format=layout))
+
+
+def _channels_last(model: nn.Module) -> bool:
+    """Whether a detector network runs in channels-last-3D (our optimised I3D)."""
+    return bool(getattr(model, "channels_last", False))
 
 
 def _i3d_default() -> Path:

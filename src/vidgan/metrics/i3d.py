@@ -476,14 +476,19 @@ def _is_zip(path: Path) -> bool:
 
 # --- input preparation ------------------------------------------------------------------------
 def resize_video(x: Tensor, size: tuple[int, int], mode: str = "bilinear") -> Tensor:
-    """Resize every frame of `[B, C, T, H, W]` to `size` (no-op when it already fits)."""
+    """Resize every frame of `[B, C, T, H, W]` to `size` (no-op when it already fits).
+
+    A channels-last-3D input (memory B, T, H, W, C) is resized as channels-last frames without
+    a copy and comes back channels-last-3D, the layout the optimised I3D runs in: no layout
+    copies before or after the resize (same values as the contiguous path to float rounding).
+    """
     b, c, t, h, w = x.shape
     if (h, w) == tuple(size):
         return x
-    frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)  # (B*T, C, H, W)
+    frames = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B*T, C, H, W), a view if channels-last
     kwargs: dict[str, Any] = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
     frames = F.interpolate(frames, size=size, mode=mode, **kwargs)
-    return frames.reshape(b, t, c, *size).permute(0, 2, 1, 3, 4)  # (B, C, T, H', W')
+    return frames.reshape(b, t, c, *size).transpose(1, 2)  # (B, C, T, H', W')
 
 
 def center_crop_resize(x: Tensor, size: int, mode: str = "bilinear") -> Tensor:

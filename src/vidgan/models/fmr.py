@@ -192,8 +192,9 @@ class Renderer(nn.Module):
         x = self.conv1(x, w, noise[0])
         skip = self.to_rgb1(x, w)
         for j, to_rgb in enumerate(self.to_rgbs):
-            x = self.convs[2 * j](x, w, noise[2 * j + 1])
-            x = self.convs[2 * j + 1](x, w, noise[2 * j + 2])
+            # each x is read last by the conv it feeds (to_rgb has run), which may scale it in place
+            x = self.convs[2 * j](x, w, noise[2 * j + 1], consume=True)
+            x = self.convs[2 * j + 1](x, w, noise[2 * j + 2], consume=True)
             skip = to_rgb(x, w, skip)
         return skip
 

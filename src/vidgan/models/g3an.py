@@ -23,10 +23,11 @@ Attention layout (`G3ANConfig.attention_layout`):
   ``(b t) (h w) c -> b c t h w``): each pixel attends over its own time steps, each frame over its
   own positions. This is the default for new training runs.
 
-Both layouts compute the attention itself with `F.scaled_dot_product_attention` (scale 1: the
-release has no 1/sqrt(d)); in the spatial branch q and k are zero-padded to the width of v so the
-fused (flash) kernel applies (q.k is unchanged; the math fallback with unequal widths was several
-times slower over H*W positions); the temporal branch (T tokens) is faster unpadded.
+Both layouts compute the attention itself as plain GEMMs on the narrow q, k (`_attend`; scale 1:
+the release has no 1/sqrt(d)), in chunks, with gamma folded into v and, in the intended layout,
+the residual added by the second GEMM. This beat the fused SDPA kernels, which need q, k
+zero-padded to the width of v (8x the score work). Equal to the definition within fp32 rounding
+(tests/models/test_models_g3an_speed.py).
 
 Class-conditional generation (our extension; the authors promised it but never released it):
 
@@ -45,9 +46,10 @@ Class-conditional generation (our extension; the authors promised it but never r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +58,7 @@ from torch import Tensor, nn
 from vidgan.errors import ConfigError, VidganError
 from vidgan.models.base import Latents, VideoGenerator, check_shape, expand_times
 from vidgan.models.registry import ModelSpec, register_model
+from vidgan.precision import native_bf16
 
 Mode = Literal["1p2d", "2p1d", "3d"]
 Layout = Literal["release", "intended"]
@@ -139,6 +142,38 @@ class G3ANConfig:
     def attention_channels(self) -> int:
         """Channels F-SA works on: the main output [h_s, h_v] of block `attention_after`."""
         return 2 * self.widths[self.attention_after - 1]
+
+
+# --- bf16 autocast on CPUs without bf16 kernels ------------------------------------------------
+
+
+@functools.cache
+def _cpu_native_bf16() -> bool:
+    return native_bf16("cpu")
+
+
+def _bf16_emulated() -> bool:
+    """CPU autocast asks for bf16, but this CPU has no bf16 kernels (reference kernels, 10-25x
+    slower than fp32). Then the generator's and Ds' GEMM-type ops take bf16-rounded operands,
+    run the fp32 kernels and round the result to bf16: the numbers of a bf16 kernel with fp32
+    accumulation (what oneDNN does where it has one), up to the order of the sums."""
+    return (
+        torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        and not _cpu_native_bf16()
+    )
+
+
+def _lowp(fn: Callable[..., Tensor], *args: Any, **kwargs: Any) -> Tensor:
+    """`fn(*args)` as bf16 autocast would compute it, via fp32 kernels when `_bf16_emulated()`."""
+    if not _bf16_emulated():
+        return fn(*args, **kwargs)
+    args = tuple(
+        a.to(torch.bfloat16).float() if isinstance(a, Tensor) and a.is_floating_point() else a
+        for a in args
+    )
+    with torch.autocast("cpu", enabled=False):
+        return fn(*args, **kwargs).to(torch.bfloat16)
 
 
 # --- spectral normalisation (Miyato et al., ICLR 2018) -----------------------------------------
@@ -230,7 +265,7 @@ class SNConv2d(_SpectralNorm, nn.Conv2d):
         self._init_spectral_norm(0)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._conv_forward(x, self.normalized_weight(), self.bias)
+        return _lowp(self._conv_forward, x, self.normalized_weight(), self.bias)
 
 
 class SNConv3d(_SpectralNorm, nn.Conv3d):
@@ -239,9 +274,26 @@ class SNConv3d(_SpectralNorm, nn.Conv3d):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._init_spectral_norm(0)
+        # a purely temporal (k, 1, 1) kernel runs as a 2-D (k, 1) conv on [B, C, T, H*W] (a
+        # free view): at one thread PyTorch sends (k, 1, 1) kernels to its slow reference 3-D
+        # kernel, and oneDNN's 2-D one is up to 2x faster (forward + backward); same sums
+        k, st, pad = self.kernel_size, self.stride, self.padding
+        self._temporal_2d = (
+            k[1:] == (1, 1)
+            and st[1:] == (1, 1)
+            and pad[1:] == (0, 0)  # type: ignore[index]
+            and self.dilation == (1, 1, 1)
+            and self.groups == 1
+            and self.padding_mode == "zeros"
+        )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._conv_forward(x, self.normalized_weight(), self.bias)
+        weight = self.normalized_weight()
+        if self._temporal_2d and x.dim() == 5:
+            stride, pad = (self.stride[0], 1), (self.padding[0], 0)
+            y = _lowp(F.conv2d, x.flatten(3), weight[..., 0], self.bias, stride, pad)
+            return y.unflatten(3, x.shape[3:])  # (B, O, T', H*W) -> (B, O, T', H, W)
+        return _lowp(self._conv_forward, x, weight, self.bias)
 
 
 class SNConvTranspose3d(_SpectralNorm, nn.ConvTranspose3d):
@@ -252,7 +304,8 @@ class SNConvTranspose3d(_SpectralNorm, nn.ConvTranspose3d):
         self._init_spectral_norm(1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv_transpose3d(
+        return _lowp(
+            F.conv_transpose3d,
             x,
             self.normalized_weight(),
             self.bias,
@@ -346,11 +399,50 @@ class G3Block(nn.Module):
         h_v = self.main(h_v)  # (B, C, T, H, W)
         h_s = self.appearance(h_s)  # (B, C, 1, H, W)
         h_t = self.motion(h_t)  # (B, C, T, 1, 1)
+        b, c, t, h, w = h_v.shape
+        if not _needs_grad(h_s, h_v, h_t) and h_s.dtype == h_v.dtype == h_t.dtype:
+            # inference: both fusions written straight into the output (no h_v + h_t temporary)
+            out = h_v.new_empty(b, 2 * c, t, h, w)
+            out[:, :c].copy_(h_s.expand(-1, -1, t, -1, -1))
+            torch.add(h_v, h_t, out=out[:, c:])
+            return h_s, out, h_t
         h_v = h_v + h_t  # fusion: motion added at every pixel (broadcast over H, W)
         h_v = torch.cat(
-            [h_s.expand(-1, -1, h_v.shape[2], -1, -1), h_v], dim=1
+            [h_s.expand(-1, -1, t, -1, -1), h_v], dim=1
         )  # fusion: appearance first, (B, 2C, T, H, W)
         return h_s, h_v, h_t
+
+
+def _needs_grad(*tensors: Tensor) -> bool:
+    return torch.is_grad_enabled() and any(x.requires_grad for x in tensors)
+
+
+ATTENTION_CHUNK = 1 << 21  # score elements per GEMM chunk (8 MB in fp32): cache-sized
+
+
+def _attend(q: Tensor, k: Tensor, v: Tensor, residual: Tensor | None) -> Tensor:
+    """softmax(Q K^T) V (+ residual) over `(N, L, *)` sequences, unscaled as the release.
+
+    Plain GEMMs on the narrow q, k (C/8 channels) instead of a fused SDPA kernel: the fused
+    CPU kernels need one head size, and zero-padding q, k to the width of v multiplies the
+    score work by 8 (measured 1.5-2x slower on the 16 x 1024 spatial scores of the paper
+    configuration). Sequences are processed in chunks of at most `ATTENTION_CHUNK` scores so
+    the score matrices stay small (the release materialises all of them at once); the residual
+    is added by the second GEMM (baddbmm).
+    """
+    seq = q.shape[1]
+    step = max(1, ATTENTION_CHUNK // (seq * seq))
+    # split, not slicing: the backward of a slice fills a whole zero tensor per chunk
+    parts = [x.split(step) for x in (q, k, v)]
+    res = residual.split(step) if residual is not None else [None] * len(parts[0])
+    outs = []
+    for q_i, k_i, v_i, r_i in zip(*parts, res):
+        probs = _lowp(torch.bmm, q_i, k_i.transpose(1, 2)).softmax(-1)  # (n, L, L)
+        if r_i is None:
+            outs.append(_lowp(torch.bmm, probs, v_i))
+        else:
+            outs.append(_lowp(torch.baddbmm, r_i, probs, v_i))
+    return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
 class SelfAttention(nn.Module):
@@ -382,29 +474,24 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, t, h, w = x.shape
-        tokens = self._tokens(x)
-        # the 1x1x1 convolutions q, k, v as linear maps on the tokens (same weights)
-        q, k, v = (
-            F.linear(tokens, conv.normalized_weight().flatten(1), conv.bias)
-            for conv in (self.query, self.key, self.value)
+        tokens = self._tokens(x)  # (N, L, C)
+        # the 1x1x1 convolutions q, k, v as linear maps on the tokens (same weights); gamma is
+        # folded into v: gamma * softmax(QK^T) V = softmax(QK^T) (gamma V)
+        q, k = (
+            _lowp(F.linear, tokens, conv.normalized_weight().flatten(1), conv.bias)
+            for conv in (self.query, self.key)
         )
-        if q.shape[-1] != c and self.axis == "space":
-            # zero channels leave q.k unchanged and let the fused (flash) kernel run, which
-            # needs one head size for q, k and v; over H*W positions it is several times
-            # faster than the unfused path. Over the few time steps (T <= 48) the unfused
-            # path with narrow q, k is faster (fewer flops, no padding).
-            q, k = F.pad(q, (0, c - q.shape[-1])), F.pad(k, (0, c - k.shape[-1]))
-        # softmax over keys of unscaled scores, as the release (no 1/sqrt(d))
-        out = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], scale=1.0)
-        out = out[:, 0]  # (N, L, C)
+        w_v, b_v = self.value.normalized_weight().flatten(1), self.value.bias
+        v = _lowp(F.linear, tokens, w_v * self.gamma, None if b_v is None else b_v * self.gamma)
+        # intended layout: the residual x is the tokens themselves, added inside the GEMM
+        out = _attend(q, k, v, tokens if self.layout == "intended" else None)  # (N, L, C)
         if self.layout == "release":
             # the release's raw view(b, h, w, C, t) of this memory, then permute to (B,C,T,H,W)
-            out = out.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2)
-        elif self.axis == "time":
-            out = out.reshape(b, h, w, t, c).permute(0, 4, 3, 1, 2)  # (b h w) t c -> b c t h w
-        else:
-            out = out.reshape(b, t, h, w, c).permute(0, 4, 1, 2, 3)  # (b t) (h w) c -> b c t h w
-        return self.gamma * out + x
+            return out.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2) + x
+        if self.axis == "time":
+            return out.view(b, h, w, t, c).permute(0, 4, 3, 1, 2)  # (b h w) t c -> b c t h w
+        out = out.view(b, t, h, w, c).permute(0, 4, 1, 2, 3)  # (b t) (h w) c -> b c t h w
+        return out.contiguous()  # one copy here; left strided, every later layer pays for it
 
 
 class FactorizedSpatioTemporalAttention(nn.Module):
@@ -559,7 +646,10 @@ class G3ANGenerator(VideoGenerator):
             h_s, h_v, h_t = block(h_s, h_v, h_t)
             if self.fsa is not None and i == self.cfg.attention_after:
                 h_v = self.fsa(h_v)
-        return torch.tanh(self.to_rgb(h_v))
+        if _needs_grad(h_v, self.to_rgb.weight):
+            rgb = self.to_rgb
+            return torch.tanh(_lowp(rgb._conv_forward, h_v, rgb.weight, rgb.bias))
+        return torch.tanh(_frame_conv_few_outputs(h_v, self.to_rgb))
 
     def _check_labels(self, labels: Tensor | None, batch: int) -> Tensor:
         if labels is None:
@@ -567,6 +657,30 @@ class G3ANGenerator(VideoGenerator):
                 f"this G3AN model is conditional on {self.num_classes} classes; pass labels."
             )
         return _check_labels(labels, batch, self.num_classes)
+
+
+def _frame_conv_few_outputs(x: Tensor, conv: nn.Conv3d) -> Tensor:
+    """`conv` (kernel (1, kh, kw), stride 1, same size) on `[B, C, T, H, W]`: a GEMM and col2im.
+
+    For the 3-channel output conv the library kernel runs far below the GEMM rate (3 output
+    channels); here every tap's product W_ij x is one GEMM with kh*kw*O rows, and F.fold (the
+    adjoint of unfold) sums the shifted taps (flipped, as fold shifts the other way). Equal to
+    the convolution up to the order of the sums; used at inference only (the training step's
+    backward is no faster this way).
+    """
+    w = conv.weight  # (O, C, 1, kh, kw)
+    o, c, _, kh, kw = w.shape
+    b, _, t, h, wd = x.shape
+    ph, pw = conv.padding[1], conv.padding[2]  # type: ignore[misc]
+    same = 2 * ph == kh - 1 and 2 * pw == kw - 1 and conv.padding[0] == 0  # type: ignore[misc]
+    if not (same and w.shape[2] == 1 and conv.stride == (1, 1, 1) and conv.groups == 1):
+        return conv(x)  # fold needs as many output positions as input positions
+    taps = w[:, :, 0].flip(2, 3).permute(0, 2, 3, 1).reshape(o * kh * kw, c)  # (o i j) c
+    z = _lowp(torch.matmul, taps, x.reshape(b, c, t * h * wd))  # (B, O*kh*kw, T*H*W)
+    z = z.view(b, o * kh * kw, t, h * wd).transpose(1, 2).reshape(b * t, o * kh * kw, h * wd)
+    y = F.fold(z, (h, wd), (kh, kw), padding=(ph, pw))  # (B*T, O, H, W)
+    y = y.view(b, t, o, h, wd).transpose(1, 2)  # (b t) o h w -> b o t h w
+    return y if conv.bias is None else y + conv.bias.to(y.dtype).view(1, o, 1, 1, 1)
 
 
 def _check_labels(labels: Tensor, batch: int, num_classes: int) -> Tensor:

@@ -16,6 +16,47 @@ from torch import Tensor, nn
 
 SQRT2 = math.sqrt(2.0)
 
+_LOWP = (torch.bfloat16, torch.float16)
+_NATIVE: dict[torch.dtype, bool] = {}
+
+
+def slow_lowp_dtype(x: Tensor) -> torch.dtype | None:
+    """The bf16/fp16 dtype a CPU conv of x would run in (x's own, or autocast's for fp32 x) when
+    this CPU's oneDNN has no native kernels for it (they fall back to slow reference loops), else
+    None."""
+    if x.device.type != "cpu":
+        return None
+    if x.dtype in _LOWP:
+        dt = x.dtype
+    elif x.dtype == torch.float32 and torch.is_autocast_enabled("cpu"):
+        dt = torch.get_autocast_dtype("cpu")
+        if dt not in _LOWP:
+            return None
+    else:
+        return None
+    if dt not in _NATIVE:
+        mk = torch.ops.mkldnn
+        ok = (
+            mk._is_mkldnn_bf16_supported()
+            if dt == torch.bfloat16
+            else mk._is_mkldnn_fp16_supported()
+        )
+        _NATIVE[dt] = bool(ok)
+    return None if _NATIVE[dt] else dt
+
+
+def lowp_conv(conv, x: Tensor, weight: Tensor, bias: Tensor | None = None, **kw) -> Tensor:
+    """conv(x, weight, bias, **kw); in bf16/fp16 on a CPU without native kernels for it, inputs
+    are rounded to that dtype, the conv accumulates in fp32 (as native bf16 kernels do) and the
+    output is rounded back, instead of the 10-100x slower reference loops (also in backward)."""
+    dt = slow_lowp_dtype(x)
+    if dt is None:
+        return conv(x, weight, bias, **kw)
+    with torch.autocast("cpu", enabled=False):
+        x, weight = x.to(dt).float(), weight.to(dt).float()
+        bias = None if bias is None else bias.to(dt).float()
+        return conv(x, weight, bias, **kw).to(dt)
+
 
 def fused_leaky_relu(
     x: Tensor,
@@ -106,9 +147,8 @@ class EqualConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(
-            x, self.weight * self.scale, bias=self.bias, stride=self.stride, padding=self.padding
-        )
+        w = self.weight * self.scale
+        return lowp_conv(F.conv2d, x, w, self.bias, stride=self.stride, padding=self.padding)
 
     def extra_repr(self) -> str:
         o, i, k, _ = self.weight.shape
@@ -137,6 +177,5 @@ class EqualConv3d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv3d(
-            x, self.weight * self.scale, bias=self.bias, stride=self.stride, padding=self.padding
-        )
+        w = self.weight * self.scale
+        return lowp_conv(F.conv3d, x, w, self.bias, stride=self.stride, padding=self.padding)

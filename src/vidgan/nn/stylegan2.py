@@ -16,7 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidgan.nn.equalized import EqualConv2d, EqualLinear, FusedLeakyReLU
+from vidgan.nn.equalized import (
+    EqualConv2d,
+    EqualLinear,
+    FusedLeakyReLU,
+    lowp_conv,
+    slow_lowp_dtype,
+)
 from vidgan.nn.polyphase import conv_transpose2d_stride2_polyphase
 from vidgan.nn.upfirdn import Blur, Upsample
 
@@ -40,6 +46,11 @@ INPLACE_INFERENCE = True
 # Inference only: up-sampling convs on input maps of at least this many pixels use the polyphase
 # form (measured faster only for 128x128 inputs on 2-core CPU; smaller maps keep the plain op).
 POLYPHASE_MIN_PIXELS = 128 * 128
+
+
+def _polyphase(x: Tensor, weight: Tensor, bias: None = None) -> Tensor:
+    """`conv_transpose2d_stride2_polyphase` with the conv signature `lowp_conv` calls."""
+    return conv_transpose2d_stride2_polyphase(x, weight)
 
 
 def _inplace_ok(x: Tensor) -> bool:
@@ -100,18 +111,21 @@ class ModulatedConv2d(nn.Module):
         )
         self.modulation = EqualLinear(style_dim, in_channels, bias_init=1.0)
 
-    def forward(self, x: Tensor, style: Tensor) -> Tensor:
+    def forward(self, x: Tensor, style: Tensor, *, consume: bool = False) -> Tensor:
         """x: [N, Cin, H, W], style: [N, style_dim] -> [N, Cout, H', W']."""
-        return self.modulated(x, self.modulation(style))
+        return self.modulated(x, self.modulation(style), consume=consume)
 
-    def modulated(self, x: Tensor, s: Tensor) -> Tensor:
+    def modulated(self, x: Tensor, s: Tensor, *, consume: bool = False) -> Tensor:
         """The conv given the per-input-channel scales s `[N, Cin]` (the output of `modulation`).
 
         conv(x, w * s) = conv(x * s, w) and demodulation is a per-(sample, output channel) factor,
-        so the batch shares one weight (StyleGAN2-ADA's non-fused path).
+        so the batch shares one weight (StyleGAN2-ADA's non-fused path). consume: the caller no
+        longer needs x, so at inference x is scaled in place (a fresh activation-sized tensor
+        costs more in page faults than the multiply itself).
         """
         weight = self.weight[0] * self.scale  # (Cout, Cin, k, k)
-        x = x * s.to(x.dtype)[:, :, None, None]
+        sx = s.to(x.dtype)[:, :, None, None]
+        x = x.mul_(sx) if consume and _inplace_ok(x) else x * sx
         if self.upsample:
             wt = weight.transpose(0, 1).to(x.dtype)  # (Cin, Cout, k, k)
             fast = (
@@ -120,14 +134,14 @@ class ModulatedConv2d(nn.Module):
                 and not torch.is_grad_enabled()
             )
             x = (
-                conv_transpose2d_stride2_polyphase(x, wt)
+                lowp_conv(_polyphase, x, wt)
                 if fast
-                else F.conv_transpose2d(x, wt, stride=2)
+                else lowp_conv(F.conv_transpose2d, x, wt, stride=2)
             )
         elif self.downsample:
-            x = F.conv2d(self.blur(x), weight.to(x.dtype), stride=2)
+            x = lowp_conv(F.conv2d, self.blur(x), weight.to(x.dtype), stride=2)
         else:
-            x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
+            x = lowp_conv(F.conv2d, x, weight.to(x.dtype), padding=self.padding)
         if self.upsample:
             x = self.blur(x)  # commutes with the per-(sample, channel) demodulation below
         if self.demodulate:
@@ -192,8 +206,11 @@ class StyledConv(nn.Module):
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(out_channels)
 
-    def forward(self, x: Tensor, style: Tensor, noise: Tensor | None = None) -> Tensor:
-        x = self.conv(x, style)
+    def forward(
+        self, x: Tensor, style: Tensor, noise: Tensor | None = None, *, consume: bool = False
+    ) -> Tensor:
+        """consume: x is not needed after this call (see `ModulatedConv2d.modulated`)."""
+        x = self.conv(x, style, consume=consume)
         if not _inplace_ok(x):
             return self.activate(self.noise(x, noise))
         # inference: noise, bias, lrelu and gain in place on the fresh conv output (same maths,
@@ -223,12 +240,27 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward(self, x: Tensor, style: Tensor, skip: Tensor | None = None) -> Tensor:
-        out = self.conv(x, style)
+        if _inplace_ok(x) and slow_lowp_dtype(x) is None:
+            out = self._rgb_bmm(x, style)
+        else:
+            out = self.conv(x, style)
         out = out.add_(self.bias.to(x.dtype)) if _inplace_ok(out) else out + self.bias.to(x.dtype)
         if skip is not None:
             up = self.upsample(skip)
             out = out.add_(up) if _inplace_ok(out) else out + up
         return out
+
+    def _rgb_bmm(self, x: Tensor, style: Tensor) -> Tensor:
+        """Inference: the 1x1 modulated conv as one batched matmul with per-sample weights
+        (W diag(s_n)) x_n, which reads x once and writes no modulated copy of it."""
+        s = self.conv.modulation(style)  # (N, Cin)
+        w = self.conv.weight[0, :, :, 0, 0] * self.conv.scale  # (3, Cin)
+        ws = (s[:, None, :] * w[None]).to(x.dtype)  # (N, 3, Cin)
+        n, c, h, wd = x.shape
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            pix = x.permute(0, 2, 3, 1).reshape(n, h * wd, c)  # view (N, HW, Cin)
+            return torch.bmm(pix, ws.transpose(1, 2)).view(n, h, wd, 3).permute(0, 3, 1, 2)
+        return torch.bmm(ws, x.reshape(n, c, h * wd)).view(n, 3, h, wd)
 
 
 class ConvLayer(nn.Sequential):
