@@ -8,10 +8,13 @@ support it and on CPUs whose flags advertise bf16 arithmetic (AMX / AVX512-BF16 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import Tensor
 
 #: /proc/cpuinfo flags that mean bf16 matrix/vector units (x86: AMX, AVX512-BF16; Arm: bf16).
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16", "bf16"})
@@ -49,3 +52,50 @@ def native_bf16(device: torch.device | str) -> bool:
 def resolve_amp(amp: bool | None, device: torch.device | str) -> bool:
     """`train.amp`: an explicit true/false wins; None (the default) = `native_bf16(device)`."""
     return native_bf16(device) if amp is None else bool(amp)
+
+
+# --- bf16/fp16 ops on CPUs without native kernels ----------------------------------------------
+
+_LOWP = (torch.bfloat16, torch.float16)
+_NATIVE: dict[torch.dtype, bool] = {}
+
+
+def slow_lowp_dtype(x: Tensor) -> torch.dtype | None:
+    """The bf16/fp16 dtype a CPU op on x would run in (x's own, or autocast's for fp32 x) when
+    this CPU's oneDNN has no native kernels for it (they fall back to slow reference loops), else
+    None."""
+    if x.device.type != "cpu":
+        return None
+    if x.dtype in _LOWP:
+        dt = x.dtype
+    elif x.dtype == torch.float32 and torch.is_autocast_enabled("cpu"):
+        dt = torch.get_autocast_dtype("cpu")
+        if dt not in _LOWP:
+            return None
+    else:
+        return None
+    if dt not in _NATIVE:
+        mk = torch.ops.mkldnn
+        ok = (
+            mk._is_mkldnn_bf16_supported()
+            if dt == torch.bfloat16
+            else mk._is_mkldnn_fp16_supported()
+        )
+        _NATIVE[dt] = bool(ok)
+    return None if _NATIVE[dt] else dt
+
+
+def emulated_lowp(fn: Callable[..., Tensor], *args: Any, **kwargs: Any) -> Tensor:
+    """fn(*args, **kwargs); in bf16/fp16 (judged from the first tensor argument) on a CPU without
+    native kernels for it, the floating tensor arguments are rounded to that dtype, fn runs its
+    fp32 kernel (fp32 accumulation, as native bf16 kernels do) and the result is rounded back,
+    instead of the 10-100x slower reference loops (also in backward). For convolutions, GEMMs."""
+    first = next(a for a in args if isinstance(a, Tensor))
+    dt = slow_lowp_dtype(first)
+    if dt is None:
+        return fn(*args, **kwargs)
+    args = tuple(
+        a.to(dt).float() if isinstance(a, Tensor) and a.is_floating_point() else a for a in args
+    )
+    with torch.autocast("cpu", enabled=False):
+        return fn(*args, **kwargs).to(dt)

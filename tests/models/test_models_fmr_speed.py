@@ -116,7 +116,7 @@ def test_bf16_emulated_convs_match_autocast_and_fp32(G):
     """bf16 autocast, convs emulated in fp32 (CPUs without native bf16) vs the plain autocast
     convs: videos within 0.01 mean / 0.1 max abs on [-1, 1] (a dozen bf16 roundings in a row,
     0.4% each), no further from fp32 than autocast's own, and all G gradients within 5% (L2)."""
-    import vidgan.nn.equalized as eq
+    import vidgan.precision as eq
 
     lat, t = _lat(G, 2), G.frame_times(4)
     saved = dict(eq._NATIVE)

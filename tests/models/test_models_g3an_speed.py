@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+import vidgan.precision as prec
 from vidgan.models import g3an
 from vidgan.models.g3an import G3ANConfig, G3ANGenerator, G3Block, SelfAttention, SNConv3d
 from vidgan.recipes.g3an import G3ANRecipe
@@ -204,9 +205,9 @@ def test_bf16_emulation_matches_bf16_autocast(monkeypatch):
     z = G.sample_latents(1, n_frames=16, generator=torch.Generator().manual_seed(3))
     outs = {}
     for native in (True, False):
-        monkeypatch.setattr(g3an, "_cpu_native_bf16", lambda native=native: native)
+        monkeypatch.setitem(prec._NATIVE, torch.bfloat16, native)
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            assert g3an._bf16_emulated() is not native
+            assert (prec.slow_lowp_dtype(z.content) is None) is native
             outs[native] = G.synthesize(z.content, z.motion)
     with torch.no_grad():
         full = G.synthesize(z.content, z.motion)

@@ -1,4 +1,4 @@
-"""`lowp_conv`: bf16 convs emulated in fp32 on CPUs without native bf16 change no output.
+"""`emulated_lowp`: bf16 convs emulated in fp32 on CPUs without native bf16 change no output.
 
 The emulation rounds inputs and weights to bf16, accumulates in fp32 and rounds the output to
 bf16, i.e. what native bf16 conv kernels compute. It is compared with the plain autocast conv
@@ -13,8 +13,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import vidgan.nn.equalized as eq
-from vidgan.nn.equalized import EqualConv2d, EqualConv3d, lowp_conv
+import vidgan.precision as prec
+from vidgan.nn.equalized import EqualConv2d, EqualConv3d
+from vidgan.precision import emulated_lowp
 
 BF16 = torch.bfloat16
 
@@ -26,21 +27,21 @@ def _close(a, b, rel=1e-2):
 
 
 def _run(conv, x, w, emulate, **kw):
-    eq._NATIVE[BF16] = not emulate  # True: the plain autocast conv
+    prec._NATIVE[BF16] = not emulate  # True: the plain autocast conv
     x = x.clone().requires_grad_(True)
     w = w.clone().requires_grad_(True)
     with torch.autocast("cpu", dtype=BF16):
-        y = lowp_conv(conv, x, w, None, **kw)
+        y = emulated_lowp(conv, x, w, None, **kw)
     (y.float() * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
     return y, x.grad, w.grad
 
 
 @pytest.fixture(autouse=True)
 def _restore_native():
-    saved = dict(eq._NATIVE)
+    saved = dict(prec._NATIVE)
     yield
-    eq._NATIVE.clear()
-    eq._NATIVE.update(saved)
+    prec._NATIVE.clear()
+    prec._NATIVE.update(saved)
 
 
 @pytest.mark.parametrize(
@@ -66,13 +67,13 @@ def test_emulated_bf16_conv_matches_autocast_and_fp32(conv, xs, ws, kw):
 
 def test_only_low_precision_cpu_convs_are_rerouted():
     x = torch.randn(1, 2, 4, 4)
-    eq._NATIVE[BF16] = False
-    assert eq.slow_lowp_dtype(x) is None  # fp32 outside autocast: untouched
+    prec._NATIVE[BF16] = False
+    assert prec.slow_lowp_dtype(x) is None  # fp32 outside autocast: untouched
     with torch.autocast("cpu", dtype=BF16):
-        assert eq.slow_lowp_dtype(x) == BF16
-    assert eq.slow_lowp_dtype(x.to(BF16)) == BF16
-    eq._NATIVE[BF16] = True  # a CPU with native bf16 kernels keeps the plain conv
-    assert eq.slow_lowp_dtype(x.to(BF16)) is None
+        assert prec.slow_lowp_dtype(x) == BF16
+    assert prec.slow_lowp_dtype(x.to(BF16)) == BF16
+    prec._NATIVE[BF16] = True  # a CPU with native bf16 kernels keeps the plain conv
+    assert prec.slow_lowp_dtype(x.to(BF16)) is None
 
 
 def test_equal_convs_use_the_emulation_exactly():
@@ -81,7 +82,7 @@ def test_equal_convs_use_the_emulation_exactly():
     for c in (c2, c3):
         torch.nn.init.normal_(c.bias)
     x2, x3 = torch.randn(2, 4, 6, 6), torch.randn(2, 4, 3, 6, 6)
-    eq._NATIVE[BF16] = False
+    prec._NATIVE[BF16] = False
     with torch.autocast("cpu", dtype=BF16):
         y2, y3 = c2(x2), c3(x3)
     r = lambda t: t.to(BF16).float()  # noqa: E731

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidgan.demo import DemoContext
+from vidgan.demo import DemoContext, DemoItem
 from vidgan.models.base import VideoGenerator
 
 
@@ -90,6 +90,17 @@ def labelled_grid(
     write_video(out / f"{name}.mp4", grid, fps=fps)
     write_video(out / f"{name}.gif", grid, fps=fps)
     return f"{name}.gif"
+
+
+def real_vs_fake_item(ctx: DemoContext, name: str, fake: torch.Tensor, text: str) -> DemoItem:
+    """The "Generated vs real" item: 8 real toy clips (pooled to the fakes' size) over 8 fakes."""
+    import torch.nn.functional as F
+
+    real = ctx.shared["real_clips"][:8]
+    real = F.adaptive_avg_pool3d(real, (real.shape[2], *fake.shape[-2:]))
+    labels = ["real"] * len(real) + ["fake"] * len(fake)
+    f = labelled_grid(ctx.out, name, torch.cat([real, fake]), labels, nrow=8)
+    return DemoItem("Generated vs real", f, text)
 
 
 def speed_plot(path: Path, real: np.ndarray, fake: np.ndarray, dist: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from vidgan.demo import DemoContext, DemoItem, section
-from vidgan.demo.common import bundled_asset, demo_generator, labelled_grid
+from vidgan.demo.common import bundled_asset, demo_generator, labelled_grid, real_vs_fake_item
 
 BUNDLED = "digan-toy-32.safetensors"
 PRESET = "digan-toy-32"
@@ -55,14 +55,11 @@ def digan_demo(ctx: DemoContext) -> list[DemoItem]:
     items = []
 
     fake = sample(G, 8, n_frames=16, generator=gen).videos  # (8, 3, 16, 32, 32)
-    real = ctx.shared["real_clips"][:8]
-    real = F.adaptive_avg_pool3d(real, (real.shape[2], *fake.shape[-2:]))
-    labels = ["real"] * 8 + ["fake"] * 8
-    f = labelled_grid(out, "digan_samples", torch.cat([real, fake]), labels, nrow=8)
     items.append(
-        DemoItem(
-            "Generated vs real",
-            f,
+        real_vs_fake_item(
+            ctx,
+            "digan_samples",
+            fake,
             f"Top row real toy clips, bottom row DIGAN samples from {origin}: 16 frames at "
             "t = k / 15.",
         )

@@ -10,10 +10,15 @@ import json
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from vidgan.demo import DemoContext, DemoItem, section
-from vidgan.demo.common import bundled_asset, demo_generator, labelled_grid, speed_plot
+from vidgan.demo.common import (
+    bundled_asset,
+    demo_generator,
+    labelled_grid,
+    real_vs_fake_item,
+    speed_plot,
+)
 
 BUNDLED = "fmr-toy-32.safetensors"
 N_SPEED_VIDEOS = 48  # generated videos for the speed statistics (fast at 32 px)
@@ -36,15 +41,11 @@ def fmr_demo(ctx: DemoContext) -> list[DemoItem]:
     items = []
 
     fake = sample(G, 8, n_frames=16, generator=gen).videos  # (8, 3, 16, h, w)
-    real = ctx.shared["real_clips"][:8]
-    real = F.adaptive_avg_pool3d(real, (real.shape[2], *fake.shape[-2:]))
-    videos = torch.cat([real, fake])
-    labels = ["real"] * 8 + ["fake"] * 8
-    f = labelled_grid(out, "fmr_samples", videos, labels, nrow=8)
     items.append(
-        DemoItem(
-            "Generated vs real",
-            f,
+        real_vs_fake_item(
+            ctx,
+            "fmr_samples",
+            fake,
             f"Top row real toy clips, bottom row FMR "
             f"samples from {origin}: 16 frames on the training time grid.",
         )

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from vidgan.demo import DemoContext, DemoItem, section
-from vidgan.demo.common import bundled_asset, demo_generator, labelled_grid
+from vidgan.demo.common import bundled_asset, demo_generator, labelled_grid, real_vs_fake_item
 from vidgan.models.base import Latents, VideoGenerator
 
 if TYPE_CHECKING:
@@ -86,14 +86,11 @@ def g3an_demo(ctx: DemoContext) -> list[DemoItem]:
     items = []
 
     fake = made["samples"].videos  # (8, 3, 16, 64, 64)
-    real = ctx.shared["real_clips"][:8]
-    real = F.adaptive_avg_pool3d(real, (real.shape[2], *fake.shape[-2:]))
-    labels = ["real"] * 8 + ["fake"] * 8
-    f = labelled_grid(out, "g3an_samples", torch.cat([real, fake]), labels, nrow=8)
     items.append(
-        DemoItem(
-            "Generated vs real",
-            f,
+        real_vs_fake_item(
+            ctx,
+            "g3an_samples",
+            fake,
             f"Top row real toy clips, bottom row G3AN samples from {origin}: 16 frames at "
             "64x64 from a one-step motion code.",
         )

@@ -46,10 +46,9 @@ Class-conditional generation (our extension; the authors promised it but never r
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +57,7 @@ from torch import Tensor, nn
 from vidgan.errors import ConfigError, VidganError
 from vidgan.models.base import Latents, VideoGenerator, check_shape, expand_times
 from vidgan.models.registry import ModelSpec, register_model
-from vidgan.precision import native_bf16
+from vidgan.precision import emulated_lowp
 
 Mode = Literal["1p2d", "2p1d", "3d"]
 Layout = Literal["release", "intended"]
@@ -142,38 +141,6 @@ class G3ANConfig:
     def attention_channels(self) -> int:
         """Channels F-SA works on: the main output [h_s, h_v] of block `attention_after`."""
         return 2 * self.widths[self.attention_after - 1]
-
-
-# --- bf16 autocast on CPUs without bf16 kernels ------------------------------------------------
-
-
-@functools.cache
-def _cpu_native_bf16() -> bool:
-    return native_bf16("cpu")
-
-
-def _bf16_emulated() -> bool:
-    """CPU autocast asks for bf16, but this CPU has no bf16 kernels (reference kernels, 10-25x
-    slower than fp32). Then the generator's and Ds' GEMM-type ops take bf16-rounded operands,
-    run the fp32 kernels and round the result to bf16: the numbers of a bf16 kernel with fp32
-    accumulation (what oneDNN does where it has one), up to the order of the sums."""
-    return (
-        torch.is_autocast_enabled("cpu")
-        and torch.get_autocast_dtype("cpu") == torch.bfloat16
-        and not _cpu_native_bf16()
-    )
-
-
-def _lowp(fn: Callable[..., Tensor], *args: Any, **kwargs: Any) -> Tensor:
-    """`fn(*args)` as bf16 autocast would compute it, via fp32 kernels when `_bf16_emulated()`."""
-    if not _bf16_emulated():
-        return fn(*args, **kwargs)
-    args = tuple(
-        a.to(torch.bfloat16).float() if isinstance(a, Tensor) and a.is_floating_point() else a
-        for a in args
-    )
-    with torch.autocast("cpu", enabled=False):
-        return fn(*args, **kwargs).to(torch.bfloat16)
 
 
 # --- spectral normalisation (Miyato et al., ICLR 2018) -----------------------------------------
@@ -265,7 +232,7 @@ class SNConv2d(_SpectralNorm, nn.Conv2d):
         self._init_spectral_norm(0)
 
     def forward(self, x: Tensor) -> Tensor:
-        return _lowp(self._conv_forward, x, self.normalized_weight(), self.bias)
+        return emulated_lowp(self._conv_forward, x, self.normalized_weight(), self.bias)
 
 
 class SNConv3d(_SpectralNorm, nn.Conv3d):
@@ -291,9 +258,9 @@ class SNConv3d(_SpectralNorm, nn.Conv3d):
         weight = self.normalized_weight()
         if self._temporal_2d and x.dim() == 5:
             stride, pad = (self.stride[0], 1), (self.padding[0], 0)
-            y = _lowp(F.conv2d, x.flatten(3), weight[..., 0], self.bias, stride, pad)
+            y = emulated_lowp(F.conv2d, x.flatten(3), weight[..., 0], self.bias, stride, pad)
             return y.unflatten(3, x.shape[3:])  # (B, O, T', H*W) -> (B, O, T', H, W)
-        return _lowp(self._conv_forward, x, weight, self.bias)
+        return emulated_lowp(self._conv_forward, x, weight, self.bias)
 
 
 class SNConvTranspose3d(_SpectralNorm, nn.ConvTranspose3d):
@@ -304,7 +271,7 @@ class SNConvTranspose3d(_SpectralNorm, nn.ConvTranspose3d):
         self._init_spectral_norm(1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return _lowp(
+        return emulated_lowp(
             F.conv_transpose3d,
             x,
             self.normalized_weight(),
@@ -437,11 +404,11 @@ def _attend(q: Tensor, k: Tensor, v: Tensor, residual: Tensor | None) -> Tensor:
     res = residual.split(step) if residual is not None else [None] * len(parts[0])
     outs = []
     for q_i, k_i, v_i, r_i in zip(*parts, res):
-        probs = _lowp(torch.bmm, q_i, k_i.transpose(1, 2)).softmax(-1)  # (n, L, L)
+        probs = emulated_lowp(torch.bmm, q_i, k_i.transpose(1, 2)).softmax(-1)  # (n, L, L)
         if r_i is None:
-            outs.append(_lowp(torch.bmm, probs, v_i))
+            outs.append(emulated_lowp(torch.bmm, probs, v_i))
         else:
-            outs.append(_lowp(torch.baddbmm, r_i, probs, v_i))
+            outs.append(emulated_lowp(torch.baddbmm, r_i, probs, v_i))
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
@@ -478,11 +445,13 @@ class SelfAttention(nn.Module):
         # the 1x1x1 convolutions q, k, v as linear maps on the tokens (same weights); gamma is
         # folded into v: gamma * softmax(QK^T) V = softmax(QK^T) (gamma V)
         q, k = (
-            _lowp(F.linear, tokens, conv.normalized_weight().flatten(1), conv.bias)
+            emulated_lowp(F.linear, tokens, conv.normalized_weight().flatten(1), conv.bias)
             for conv in (self.query, self.key)
         )
         w_v, b_v = self.value.normalized_weight().flatten(1), self.value.bias
-        v = _lowp(F.linear, tokens, w_v * self.gamma, None if b_v is None else b_v * self.gamma)
+        v = emulated_lowp(
+            F.linear, tokens, w_v * self.gamma, None if b_v is None else b_v * self.gamma
+        )
         # intended layout: the residual x is the tokens themselves, added inside the GEMM
         out = _attend(q, k, v, tokens if self.layout == "intended" else None)  # (N, L, C)
         if self.layout == "release":
@@ -648,7 +617,7 @@ class G3ANGenerator(VideoGenerator):
                 h_v = self.fsa(h_v)
         if _needs_grad(h_v, self.to_rgb.weight):
             rgb = self.to_rgb
-            return torch.tanh(_lowp(rgb._conv_forward, h_v, rgb.weight, rgb.bias))
+            return torch.tanh(emulated_lowp(rgb._conv_forward, h_v, rgb.weight, rgb.bias))
         return torch.tanh(_frame_conv_few_outputs(h_v, self.to_rgb))
 
     def _check_labels(self, labels: Tensor | None, batch: int) -> Tensor:
@@ -676,7 +645,7 @@ def _frame_conv_few_outputs(x: Tensor, conv: nn.Conv3d) -> Tensor:
     if not (same and w.shape[2] == 1 and conv.stride == (1, 1, 1) and conv.groups == 1):
         return conv(x)  # fold needs as many output positions as input positions
     taps = w[:, :, 0].flip(2, 3).permute(0, 2, 3, 1).reshape(o * kh * kw, c)  # (o i j) c
-    z = _lowp(torch.matmul, taps, x.reshape(b, c, t * h * wd))  # (B, O*kh*kw, T*H*W)
+    z = emulated_lowp(torch.matmul, taps, x.reshape(b, c, t * h * wd))  # (B, O*kh*kw, T*H*W)
     z = z.view(b, o * kh * kw, t, h * wd).transpose(1, 2).reshape(b * t, o * kh * kw, h * wd)
     y = F.fold(z, (h, wd), (kh, kw), padding=(ph, pw))  # (B*T, O, H, W)
     y = y.view(b, t, o, h, wd).transpose(1, 2)  # (b t) o h w -> b o t h w

@@ -14,48 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vidgan.precision import emulated_lowp
+
 SQRT2 = math.sqrt(2.0)
-
-_LOWP = (torch.bfloat16, torch.float16)
-_NATIVE: dict[torch.dtype, bool] = {}
-
-
-def slow_lowp_dtype(x: Tensor) -> torch.dtype | None:
-    """The bf16/fp16 dtype a CPU conv of x would run in (x's own, or autocast's for fp32 x) when
-    this CPU's oneDNN has no native kernels for it (they fall back to slow reference loops), else
-    None."""
-    if x.device.type != "cpu":
-        return None
-    if x.dtype in _LOWP:
-        dt = x.dtype
-    elif x.dtype == torch.float32 and torch.is_autocast_enabled("cpu"):
-        dt = torch.get_autocast_dtype("cpu")
-        if dt not in _LOWP:
-            return None
-    else:
-        return None
-    if dt not in _NATIVE:
-        mk = torch.ops.mkldnn
-        ok = (
-            mk._is_mkldnn_bf16_supported()
-            if dt == torch.bfloat16
-            else mk._is_mkldnn_fp16_supported()
-        )
-        _NATIVE[dt] = bool(ok)
-    return None if _NATIVE[dt] else dt
-
-
-def lowp_conv(conv, x: Tensor, weight: Tensor, bias: Tensor | None = None, **kw) -> Tensor:
-    """conv(x, weight, bias, **kw); in bf16/fp16 on a CPU without native kernels for it, inputs
-    are rounded to that dtype, the conv accumulates in fp32 (as native bf16 kernels do) and the
-    output is rounded back, instead of the 10-100x slower reference loops (also in backward)."""
-    dt = slow_lowp_dtype(x)
-    if dt is None:
-        return conv(x, weight, bias, **kw)
-    with torch.autocast("cpu", enabled=False):
-        x, weight = x.to(dt).float(), weight.to(dt).float()
-        bias = None if bias is None else bias.to(dt).float()
-        return conv(x, weight, bias, **kw).to(dt)
 
 
 def fused_leaky_relu(
@@ -148,7 +109,7 @@ class EqualConv2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.weight * self.scale
-        return lowp_conv(F.conv2d, x, w, self.bias, stride=self.stride, padding=self.padding)
+        return emulated_lowp(F.conv2d, x, w, self.bias, stride=self.stride, padding=self.padding)
 
     def extra_repr(self) -> str:
         o, i, k, _ = self.weight.shape
@@ -178,4 +139,4 @@ class EqualConv3d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.weight * self.scale
-        return lowp_conv(F.conv3d, x, w, self.bias, stride=self.stride, padding=self.padding)
+        return emulated_lowp(F.conv3d, x, w, self.bias, stride=self.stride, padding=self.padding)

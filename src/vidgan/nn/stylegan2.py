@@ -20,11 +20,10 @@ from vidgan.nn.equalized import (
     EqualConv2d,
     EqualLinear,
     FusedLeakyReLU,
-    lowp_conv,
-    slow_lowp_dtype,
 )
 from vidgan.nn.polyphase import conv_transpose2d_stride2_polyphase
 from vidgan.nn.upfirdn import Blur, Upsample
+from vidgan.precision import emulated_lowp, slow_lowp_dtype
 
 BLUR = (1, 3, 3, 1)
 
@@ -49,7 +48,7 @@ POLYPHASE_MIN_PIXELS = 128 * 128
 
 
 def _polyphase(x: Tensor, weight: Tensor, bias: None = None) -> Tensor:
-    """`conv_transpose2d_stride2_polyphase` with the conv signature `lowp_conv` calls."""
+    """`conv_transpose2d_stride2_polyphase` with the conv signature `emulated_lowp` calls."""
     return conv_transpose2d_stride2_polyphase(x, weight)
 
 
@@ -134,14 +133,14 @@ class ModulatedConv2d(nn.Module):
                 and not torch.is_grad_enabled()
             )
             x = (
-                lowp_conv(_polyphase, x, wt)
+                emulated_lowp(_polyphase, x, wt)
                 if fast
-                else lowp_conv(F.conv_transpose2d, x, wt, stride=2)
+                else emulated_lowp(F.conv_transpose2d, x, wt, stride=2)
             )
         elif self.downsample:
-            x = lowp_conv(F.conv2d, self.blur(x), weight.to(x.dtype), stride=2)
+            x = emulated_lowp(F.conv2d, self.blur(x), weight.to(x.dtype), stride=2)
         else:
-            x = lowp_conv(F.conv2d, x, weight.to(x.dtype), padding=self.padding)
+            x = emulated_lowp(F.conv2d, x, weight.to(x.dtype), padding=self.padding)
         if self.upsample:
             x = self.blur(x)  # commutes with the per-(sample, channel) demodulation below
         if self.demodulate:
