@@ -109,10 +109,7 @@ class OurSide:
     """Our eval generator and a `Trainer` at the paper configuration and batch."""
 
     def __init__(self, batch: int, amp: bool, reuse_fakes: bool = False) -> None:
-        from vidgan.recipes.g3an import G3ANRecipe
         from vidgan.train.config import resolve_run_config
-
-        G3ANRecipe.reuse_fakes = reuse_fakes
         from vidgan.train.loop import Trainer
 
         run = resolve_run_config(
@@ -126,6 +123,7 @@ class OurSide:
                 "train.device=cpu",
                 "train.workers=0",
                 "data.stride=1",
+                f"train.reuse_fakes={str(reuse_fakes).lower()}",
             ],
         )
         data = [

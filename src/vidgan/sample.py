@@ -18,6 +18,7 @@ import functools
 import platform
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -77,6 +78,29 @@ def steady_allocator(threshold: int = 128 * 1024) -> bool:
     except (OSError, AttributeError):
         return False
     return bool(mallopt(-3, int(threshold)))  # -3 = M_MMAP_THRESHOLD
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def trim_heap() -> None:
+    """Give free heap pages back to the OS (glibc `malloc_trim`; elsewhere nothing).
+
+    Why: blocks under the mmap threshold come from the heap, and a few long-lived small objects
+    made during one chunk keep the freed pages around them resident, so without this the peak
+    crept up by ~2 MB over the first 250 frames (DIGAN paper config). Called between chunks;
+    it takes well under a millisecond next to a chunk's seconds.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _render(
@@ -145,7 +169,9 @@ def iter_video_chunks(
                     else t[b : b + batch_size, s : s + chunk_frames]
                 )
                 pieces.append(G.generate(sub, tt).float().cpu())
-            yield torch.cat(pieces, dim=0)
+            yield pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=0)
+            del pieces
+            trim_heap()  # the consumer is done with this chunk
 
 
 @torch.no_grad()

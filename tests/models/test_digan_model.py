@@ -110,7 +110,8 @@ def test_single_frame_equals_the_frame_inside_the_video(G):
     video = G.generate(lat, t)
     for k in (0, 7, 15):
         frame = G.frame(lat.content, lat.motion, float(t[k]))
-        torch.testing.assert_close(frame, video[:, :, k], atol=1e-6, rtol=0)
+        # 1 frame vs 16 frames per GEMM: other kernel blockings, float rounding only (AVX-512)
+        torch.testing.assert_close(frame, video[:, :, k], atol=1e-5, rtol=0)
 
 
 @torch.no_grad()

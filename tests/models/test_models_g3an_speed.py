@@ -8,8 +8,8 @@
   autograd path of the same block: bit-identical.
 * The 3-channel output conv at inference (one GEMM + fold) and the temporal (k, 1, 1) SN
   convs of the video D (2-D conv on a view) against `F.conv3d`, fp32 within 1e-5.
-* Recipe with `reuse_fakes` (off by default): the D step reuses the G step's fakes (one render
-  per step, as the release), so BatchNorm statistics update once per step; off: two renders.
+* `train.reuse_fakes` (off by default for G3AN): the D step reuses the G step's fakes (one
+  render per step, as the release), so BatchNorm statistics update once per step; off: two.
 """
 
 from __future__ import annotations
@@ -174,8 +174,9 @@ def _trainer(tmp_path, *overrides: str):
 @pytest.mark.slow
 @pytest.mark.parametrize("reuse", [True, False])
 def test_recipe_reuse_fakes_renders_once_per_step(tmp_path, monkeypatch, reuse):
-    monkeypatch.setattr(G3ANRecipe, "reuse_fakes", reuse)
-    tr = _trainer(tmp_path, "train.accumulate=2")  # two micro-batches: one kept clip each
+    # two micro-batches: one kept clip each
+    tr = _trainer(tmp_path, "train.accumulate=2", f"train.reuse_fakes={str(reuse).lower()}")
+    assert tr.hp.reuse_fakes is reuse and G3ANRecipe.reuse_fakes is False  # the default
     renders: list[Tensor] = []
     seen: list[Tensor] = []
     generate = tr.G.generate

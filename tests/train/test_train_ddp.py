@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_tiny import make_trainer, state_close
+from train_tiny import FP32, make_trainer, state_close
 
 from vidgan.train.checkpoint import read_checkpoint
 
@@ -17,7 +17,8 @@ HERE = Path(__file__).resolve().parent
 @pytest.mark.slow
 def test_two_processes_match_one_process_with_the_whole_batch(tmp_path):
     torch.set_num_threads(1)
-    args = ["train.steps=3", "train.checkpoint_every=100"]  # R1 at steps 0 and 2, EMA every step
+    # R1 at steps 0 and 2, EMA every step
+    args = [FP32, "train.steps=3", "train.checkpoint_every=100"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parents[1] / "src")}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

@@ -6,6 +6,7 @@ import signal
 import pytest
 import torch
 from train_tiny import (
+    FP32,
     SynthClips,
     make_trainer,
     mean_brightness,
@@ -50,10 +51,10 @@ def test_resume_is_exact(tmp_path):
 
 
 def test_accumulation_equals_the_whole_batch(tmp_path):
-    one = make_trainer(tmp_path / "a", "train.steps=3", "train.checkpoint_every=100")
+    one = make_trainer(tmp_path / "a", FP32, "train.steps=3", "train.checkpoint_every=100")
     one.fit()
     four = make_trainer(
-        tmp_path / "b", "train.steps=3", "train.accumulate=4", "train.checkpoint_every=100"
+        tmp_path / "b", FP32, "train.steps=3", "train.accumulate=4", "train.checkpoint_every=100"
     )
     four.fit()
     assert state_close(_weights(one), _weights(four)) < 1e-5
@@ -112,10 +113,14 @@ def test_sigint_finishes_the_step_saves_and_exits_0(tmp_path, capsys):
 
 
 def test_bf16_autocast_and_channels_last_track_the_plain_run(tmp_path):
-    plain = make_trainer(tmp_path / "a", "train.steps=2", "train.checkpoint_every=100")
+    plain = make_trainer(tmp_path / "a", FP32, "train.steps=2", "train.checkpoint_every=100")
     plain.fit()
     cl = make_trainer(
-        tmp_path / "b", "train.steps=2", "train.channels_last=true", "train.checkpoint_every=100"
+        tmp_path / "b",
+        FP32,
+        "train.steps=2",
+        "train.channels_last=true",
+        "train.checkpoint_every=100",
     )
     cl.fit()
     assert state_close(_weights(plain), _weights(cl)) < 1e-5

@@ -197,6 +197,10 @@ def state_close(a: dict[str, Tensor], b: dict[str, Tensor], atol: float = 1e-5) 
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a) if a else 0.0
 
 
+# Exact invariance tests (accumulation, DDP, reuse) compare fp32 runs: on a CPU with native bf16
+# the default `train.amp` (auto) turns autocast on, and bf16 rounding differs between splits.
+FP32 = "train.amp=false"
+
 BASE = (
     "train.batch=8",
     "train.workers=0",

@@ -186,6 +186,8 @@ def _write_streamed(plan: Streamed, out: Path, suffix: str, args: argparse.Names
                     writer.write(video)
                 if args.grid:
                     group[-1].write(make_grid(piece.clamp(-1, 1), nrow=8, labels=names))
+            # drop this chunk before the next one renders (the loop names would keep it alive)
+            del pieces, piece, video
     finally:
         for group in writers:
             for writer in group:
@@ -199,7 +201,8 @@ def _stream(G, args, stem: str, latents, t) -> Streamed:
 
     chunks = iter_video_chunks(G, latents, t, chunk_frames=args.chunk, batch_size=args.batch)
     names = [f"{i:04d}" for i in range(latents.batch_size)]
-    return Streamed([stem], [names], ((piece,) for piece in chunks))
+    # map, not a generator expression: that would keep the previous chunk while the next renders
+    return Streamed([stem], [names], map(lambda piece: (piece,), chunks))
 
 
 def _bands(text: str | None, n_bands: int, flag: str) -> list[int]:
@@ -426,6 +429,7 @@ def _diverse_streamed(G, args, gen, t, i: int) -> Streamed:
                 videos = G.diverse_motion(app.content, mot, t[s : s + args.chunk]).cpu()
                 first = videos[:, :, :1] if first is None else first  # x_0 of every video
                 yield videos, (videos - first) / 2  # as difference_video
+                del videos  # not kept while the next chunk renders
 
     names = [f"mot{j}" for j in range(args.motions)]
     return Streamed([f"app{i}", f"app{i}_diff"], [names, names], pieces())

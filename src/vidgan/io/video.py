@@ -90,56 +90,9 @@ def write_video(
     mp4 needs even sizes for yuv420p: odd sizes are padded by repeating the last row/column.
     `crf` is the H.264 quality (lower is better; 18 is visually lossless).
     """
-    path = Path(path)
-    frames = as_thwc_uint8(video)
-    suffix = path.suffix.lower()
-    if suffix == "":
-        path.mkdir(parents=True, exist_ok=True)
-        for old in path.glob("[0-9][0-9][0-9][0-9][0-9][0-9].png"):
-            if int(old.stem) >= len(frames):
-                old.unlink()  # frames of a longer video written here before
-        for k, frame in enumerate(frames):
-            Image.fromarray(frame).save(path / f"{k:06d}.png")
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".gif":
-        images = [Image.fromarray(f) for f in frames]
-        images[0].save(
-            path,
-            save_all=True,
-            append_images=images[1:],
-            duration=max(1, round(1000 / fps)),
-            loop=0 if loop else 1,
-            optimize=False,
-        )
-        return path
-    if suffix in (".mp4", ".mkv", ".mov"):
-        _write_h264(path, frames, fps=fps, crf=crf)
-        return path
-    raise DataError(
-        f"cannot write video {path}: unknown suffix {suffix!r} (use .mp4, .gif or none)."
-    )
-
-
-def _write_h264(path: Path, frames: np.ndarray, *, fps: float, crf: int) -> None:
-    import av
-
-    _, h, w, _ = frames.shape
-    ph, pw = h + h % 2, w + w % 2
-    if (ph, pw) != (h, w):
-        frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-    rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height = pw, ph
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "medium"}
-        for frame in frames:
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            for packet in stream.encode(vf):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    with VideoWriter(path, fps, crf=crf, loop=loop) as writer:
+        writer.write(video)
+    return writer.path
 
 
 class VideoWriter:
@@ -170,6 +123,10 @@ class VideoWriter:
             self.path.mkdir(parents=True, exist_ok=True)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.suffix not in ("", ".gif"):
+            # the codec libraries (~16 MB resident) load now, before the caller renders its
+            # first chunk, so they do not add to the peak of every later chunk only
+            import av  # noqa: F401
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -206,7 +163,9 @@ class VideoWriter:
             self._stream = self._container.add_stream("libx264", rate=rate)
             self._stream.width, self._stream.height = pw, ph
             self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": str(self.crf), "preset": "medium"}
+            # rc-lookahead 8 (medium: 40): a 16-frame clip fills x264's lookahead, so the
+            # encoder's memory is the same for any longer video (flat chunked generation)
+            self._stream.options = {"crf": str(self.crf), "preset": "medium", "rc-lookahead": "8"}
         for frame in frames:
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
             for packet in self._stream.encode(vf):

@@ -9,6 +9,11 @@
   Adam lr 0.002, betas (0, 0.99); EMA half-life 10 kimg; DiffAugment color, translation, cutout
   (x-flip as `flip`), with one set of parameters per clip.
 
+Fakes are rendered once per step and judged by the G update and (detached) by the D update, as
+in the release (`reuse_fakes`); the shared loop runs the G update first, so the D update sees the
+fakes of G before its update, as the release's does, while the G update is judged by D before
+its update (the release's by D after).
+
 One deliberate difference: the release gives the image D 4 and the video D 2 samples per GPU;
 here both see the step's batch (set `train.batch`), which keeps the loop model-agnostic.
 """
@@ -39,6 +44,7 @@ class FMRRecipe(TrainRecipe):
     d_optim: ClassVar[OptimSpec] = OptimSpec(lr=0.002, betas=(0.0, 0.99))  # train.py
     ema_kimg: ClassVar[float] = 10.0  # cfg.py --ema_kimg 10
     augment: ClassVar[str] = "color,translation,cutout,flip"  # run.sh --DiffAugment
+    reuse_fakes: ClassVar[bool] = True  # trainers.py: one batch of fakes for the D and G updates
 
     @classmethod
     def default_clip_spec(cls, model_cfg: Any) -> ClipSpec:

@@ -11,16 +11,16 @@ Fakes are rendered twice per step by default, as the shared loop does for every 
 with gradients, then D step without, as StyleGAN2-ADA does), where the release renders one batch
 and uses it for both updates. A deliberate, harmless choice: the D step sees fakes of the updated
 G, and the generator's BatchNorm running statistics update twice per step from two batches of
-codes (they only matter in eval mode and converge to the same averages). Set
-`G3ANRecipe.reuse_fakes = True` for the release's behaviour: the D step then judges the G step's
-clips, detached (one generator forward less per step, BatchNorm updated once, the D step sees
-fakes of G before its update, like the release's). It stays off because the toy learning test
+codes (they only matter in eval mode and converge to the same averages). `train.reuse_fakes=true`
+gives the release's behaviour: the D step then judges the G step's clips and frames, detached
+(one generator forward less per step, BatchNorm updated once, the D step sees fakes of G before
+its update, like the release's). It stays off because the toy learning test
 (`tests/recipes/test_recipes_g3an_learns.py`, calibrated with two renders) fell short on one seed
 with it (seed 1, 60 steps: pixel W1 132.8 -> 73.2 with reuse, 63.9 without; limit 66.4).
 
 Differences from the release: it picks one frame index per batch (`random.randint`) where we
-pick one per clip (the same marginal, less correlated; with reused fakes the D step draws its
-own frame); the two renders per step (above); and it runs the D step before the G step.
+pick one per clip (the same marginal, less correlated); the two renders per step (above); and
+it runs the D step before the G step.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from torch import Tensor
 
 from vidgan.data.clips import ClipSpec
 from vidgan.errors import ConfigError
-from vidgan.models.base import VideoGenerator
 from vidgan.models.g3an import RESOLUTION, SUPPORTED_LENGTHS
 from vidgan.models.registry import attach_recipe
 from vidgan.train.recipe import BatchRandom, DInput, OptimSpec, TrainRecipe
@@ -49,12 +48,10 @@ class G3ANRecipe(TrainRecipe):
     ema_kimg: ClassVar[float] = 0.0  # no EMA: G_ema follows G
     ema_rampup: ClassVar[float] = 0.0
     augment: ClassVar[str] = ""
-    reuse_fakes: ClassVar[bool] = False  # True: D step judges the G step's fakes (see above)
+    reuse_fakes: ClassVar[bool] = False  # True (train.reuse_fakes): the release's one render
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        # G step's clips per micro-batch rows, consumed by the D step of the same step
-        self._fakes: dict[tuple[int, int, int], tuple[Tensor | None, Tensor]] = {}
         frames, size = int(self.clip.frames), self.clip.size
         if frames not in SUPPORTED_LENGTHS:
             raise ConfigError(
@@ -69,47 +66,12 @@ class G3ANRecipe(TrainRecipe):
         """16 frames, stride 2 or 3 at random per clip, random start, 64x64 (dataset.py)."""
         return ClipSpec(frames=16, stride=(2, 3), size=RESOLUTION)
 
-    def fake_inputs(
-        self, G: VideoGenerator, rand: BatchRandom, labels: Tensor | None = None
-    ) -> dict[str, DInput]:
-        """Inputs of both Ds for `rand.size` fakes; with `reuse_fakes`, the D step reuses G step's.
-
-        A call with gradients (the G step) renders and keeps a detached copy for these rows; the
-        next call without gradients for the same rows and labels (the D step) takes it instead
-        of rendering. Any other call renders as the base recipe does.
-        """
-        if not self.reuse_fakes:
-            return super().fake_inputs(G, rand, labels)
-        key = (id(G), *rand.rows.indices(rand.global_batch)[:2])
-        if torch.is_grad_enabled():
-            video = self._render(G, rand, labels)
-            self._fakes[key] = (labels, video.detach())
-        else:
-            kept = self._fakes.pop(key, None)
-            if kept is not None and _same_labels(kept[0], labels):
-                video = kept[1]
-            else:
-                video = self._render(G, rand, labels)
-        if self.augment_pipe:
-            video = rand.augment(self.augment_pipe, video)
-        return self.split(video, labels, rand)
-
-    def _render(self, G: VideoGenerator, rand: BatchRandom, labels: Tensor | None) -> Tensor:
-        latents = rand.latents(G, n_frames=self.n_frames, labels=labels)
-        return G.generate(latents, G.frame_times(self.n_frames).to(G.device))
-
     def split(self, video: Tensor, labels: Tensor | None, rand: BatchRandom) -> dict[str, DInput]:
         """Video D: the clip `[B, 3, T, H, W]`; image D: one random frame of each clip."""
         k = rand.randint(0, video.shape[2]).to(video.device)  # (B,)
         frames = video[torch.arange(video.shape[0], device=video.device), :, k]  # (B, 3, H, W)
         cond = {} if labels is None else {"labels": labels}
         return {"video": DInput(video, cond), "image": DInput(frames, cond)}
-
-
-def _same_labels(a: Tensor | None, b: Tensor | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return a.shape == b.shape and torch.equal(a, b)
 
 
 attach_recipe("g3an", G3ANRecipe)

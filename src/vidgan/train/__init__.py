@@ -11,7 +11,8 @@ where `recipe` is a `TrainRecipe` subclass (vidgan.train.recipe). The loop build
   `r1_gamma`, `r1_interval` (lazy R1; 0 = off), `g_optim` / `d_optim` (`OptimSpec` lr, betas,
   eps), `ema_kimg` (G_ema half-life; 0 = G_ema follows G), `ema_rampup`, `augment`
   (DiffAugment policy: color, translation, cutout, flip), `terms` (`DTerm(weight, r1_gamma)`
-  per discriminator name).
+  per discriminator name), `reuse_fakes` (the D step judges the G step's fakes, detached,
+  instead of rendering its own: one G forward per step, as the FMR and G3AN releases do).
 * `default_clip_spec(model_cfg)` (classmethod): the `vidgan.data.ClipSpec` its data needs.
 * `real_video(batch)`: the real clips `[B, 3, T, H, W]` from a collated batch
   `{"video": [B, T, 3, H, W], "label": [B], "index": [B]}`; R1 differentiates w.r.t. it

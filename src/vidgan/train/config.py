@@ -38,6 +38,7 @@ class TrainConfig:
     ema_kimg: float | None = None  # G_ema half-life in kimg (None: recipe; 0 = G_ema = G)
     ema_rampup: float | None = None  # half-life <= rampup * images seen (None: recipe; 0 = off)
     augment: str | None = None  # DiffAugment policy, e.g. "color,translation" (None: recipe)
+    reuse_fakes: bool | None = None  # D step judges the G step's fakes (None: recipe)
     amp: bool | None = None  # bf16 autocast (None: where native bf16 exists, vidgan.precision)
     channels_last: bool = False  # channels_last(_3d) memory format for modules and inputs
     seed: int = 0  # seeds init, data order, latents and augmentation

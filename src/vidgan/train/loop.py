@@ -4,7 +4,8 @@ The loop names no model. It asks the model's `TrainRecipe` what each discriminat
 which hyper-parameters apply, and takes the loss math from `vidgan.train.losses`. One step:
 
 1. G: every D judges `recipe.fake_inputs(G, ...)`; loss = sum_d w_d * g_loss_d.
-2. D: loss = sum_d w_d * d_loss(D_d(real_d), D_d(fake_d)), fakes made without grad.
+2. D: loss = sum_d w_d * d_loss(D_d(real_d), D_d(fake_d)), fakes made without grad, or with
+   the recipe's `reuse_fakes` (`train.reuse_fakes`) the G step's fakes, detached.
 3. R1 (every `r1_interval` steps): sum_d gamma_d / 2 * interval * E||grad_x D_d||^2, x = real
    clips before augmentation; D's Adam lr and betas are scaled by c = k / (k + 1) (StyleGAN2).
 4. EMA: G_ema <- lerp(G_ema, G, 1 - beta), half-life `ema_kimg` (ramp-up optional).
@@ -90,6 +91,7 @@ class HParams:
     ema_kimg: float
     ema_rampup: float
     augment: str
+    reuse_fakes: bool  # the D step judges the G step's fakes instead of rendering its own
 
     @property
     def d_optim_scaled(self) -> OptimSpec:
@@ -133,6 +135,7 @@ def resolve_hparams(recipe: TrainRecipe, train: Any) -> HParams:
         ema_kimg=float(recipe.ema_kimg if train.ema_kimg is None else train.ema_kimg),
         ema_rampup=float(recipe.ema_rampup if train.ema_rampup is None else train.ema_rampup),
         augment=",".join(recipe.augment_pipe.policy),
+        reuse_fakes=bool(recipe.reuse_fakes if train.reuse_fakes is None else train.reuse_fakes),
     )
 
 
@@ -319,6 +322,7 @@ class Trainer:
             augment=cfg.augment,
         )
         self.hp = resolve_hparams(self.recipe, cfg)
+        self._kept_fakes: dict[int, Mapping[str, DInput]] = {}  # G step -> D step (reuse_fakes)
         g, d = self.hp.g_optim, self.hp.d_optim_scaled
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=g.lr, betas=g.betas, eps=g.eps)
         self.opt_D = {
@@ -517,6 +521,10 @@ class Trainer:
                         self.G, self._rand("G", i), self.recipe.labels(mb)
                     )
                 self._check_inputs(fakes, "fake_inputs")
+                if self.hp.reuse_fakes:  # for the D step, without G's graph
+                    self._kept_fakes[i] = {
+                        n: DInput(d.x.detach(), d.cond) for n, d in fakes.items()
+                    }
                 total = torch.zeros((), device=self.device)
                 for name, D in self.Ds.items():
                     term = losses.g_loss(D(fakes[name].x, **fakes[name].cond), self.hp.loss)
@@ -539,12 +547,15 @@ class Trainer:
         A = len(micros)
         zero = torch.zeros((), device=self.device)
         stats = {"Loss/D": zero}
+        kept, self._kept_fakes = self._kept_fakes, {}
         for i, mb in enumerate(micros):
             with self._autocast():
-                with torch.no_grad():
-                    fakes = self.recipe.fake_inputs(
-                        self.G, self._rand("D_fake", i), self.recipe.labels(mb)
-                    )
+                fakes = kept.pop(i, None)
+                if fakes is None:
+                    with torch.no_grad():
+                        fakes = self.recipe.fake_inputs(
+                            self.G, self._rand("D_fake", i), self.recipe.labels(mb)
+                        )
                 reals = self.recipe.real_inputs(self._real_video(mb), mb, self._rand("D_real", i))
                 self._check_inputs(fakes, "fake_inputs")
                 self._check_inputs(reals, "real_inputs")

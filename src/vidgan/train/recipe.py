@@ -147,6 +147,9 @@ class TrainRecipe:
     ema_kimg: float = 10.0  # G_ema half-life in thousands of images (0 = G_ema = G)
     ema_rampup: float = 0.0  # half-life <= rampup * images seen (StyleGAN2-ADA 0.05; 0 = off)
     augment: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"
+    # True: the D step judges the G step's fakes, detached (one G forward per step, as releases
+    # that render one batch for both updates do); False: it renders its own (StyleGAN2-ADA)
+    reuse_fakes: bool = False
     terms: Mapping[str, DTerm] = MappingProxyType({})  # per-D weight / gamma (default DTerm())
 
     def __init__(
