@@ -64,15 +64,8 @@ def slow_lowp_dtype(x: Tensor) -> torch.dtype | None:
     """The bf16/fp16 dtype a CPU op on x would run in (x's own, or autocast's for fp32 x) when
     this CPU's oneDNN has no native kernels for it (they fall back to slow reference loops), else
     None."""
-    if x.device.type != "cpu":
-        return None
-    if x.dtype in _LOWP:
-        dt = x.dtype
-    elif x.dtype == torch.float32 and torch.is_autocast_enabled("cpu"):
-        dt = torch.get_autocast_dtype("cpu")
-        if dt not in _LOWP:
-            return None
-    else:
+    dt = lowp_dtype(x)
+    if dt is None:
         return None
     if dt not in _NATIVE:
         mk = torch.ops.mkldnn
@@ -85,13 +78,47 @@ def slow_lowp_dtype(x: Tensor) -> torch.dtype | None:
     return None if _NATIVE[dt] else dt
 
 
+def lowp_dtype(x: Tensor) -> torch.dtype | None:
+    """The bf16/fp16 dtype a CPU op on x runs in (x's own, or autocast's for fp32 x), else None."""
+    if x.device.type != "cpu":
+        return None
+    if x.dtype in _LOWP:
+        return x.dtype
+    if x.dtype == torch.float32 and torch.is_autocast_enabled("cpu"):
+        dt = torch.get_autocast_dtype("cpu")
+        return dt if dt in _LOWP else None
+    return None
+
+
+def unreliable_native_backward(args: tuple[Any, ...]) -> torch.dtype | None:
+    """The low-precision dtype of a CPU 3-D convolution (first tensor 5-D) that will be
+    differentiated while torch runs one thread, else None.
+
+    Why: PyTorch 2.13's native oneDNN bf16 kernels return NaN weight gradients for 3-D
+    convolutions at one thread on an AMX / AVX512-BF16 Xeon (e.g. conv3d of [1, 128, 4, 32, 32]
+    with a 3x3x3 kernel, conv_transpose3d of [8, 128, 1, 32, 32] with (1, 4, 4); finite at 2, 3,
+    4 and 8 threads; benchmarks/README.md), which ended G3AN and FMR bf16 training at step 0.
+    One thread is also what torchrun gives each process by default. Such convolutions take the
+    fp32-kernel path of `emulated_lowp`: the same bf16-rounded numbers, finite gradients.
+    """
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    if not tensors or tensors[0].dim() != 5 or not torch.is_grad_enabled():
+        return None
+    if torch.get_num_threads() != 1:
+        return None
+    if not any(t.requires_grad for t in tensors):
+        return None
+    return lowp_dtype(tensors[0])
+
+
 def emulated_lowp(fn: Callable[..., Tensor], *args: Any, **kwargs: Any) -> Tensor:
     """fn(*args, **kwargs); in bf16/fp16 (judged from the first tensor argument) on a CPU without
     native kernels for it, the floating tensor arguments are rounded to that dtype, fn runs its
     fp32 kernel (fp32 accumulation, as native bf16 kernels do) and the result is rounded back,
-    instead of the 10-100x slower reference loops (also in backward). For convolutions, GEMMs."""
+    instead of the 10-100x slower reference loops (also in backward). For convolutions, GEMMs.
+    Differentiated 3-D convolutions take this path on every CPU (`unreliable_native_backward`)."""
     first = next(a for a in args if isinstance(a, Tensor))
-    dt = slow_lowp_dtype(first)
+    dt = slow_lowp_dtype(first) or unreliable_native_backward(args)
     if dt is None:
         return fn(*args, **kwargs)
     args = tuple(

@@ -89,3 +89,52 @@ def test_equal_convs_use_the_emulation_exactly():
     e2 = F.conv2d(r(x2), r(c2.weight * c2.scale), r(c2.bias), padding=1).to(BF16)
     e3 = F.conv3d(r(x3), r(c3.weight * c3.scale), r(c3.bias), padding=1).to(BF16)
     assert torch.equal(y2, e2) and torch.equal(y3, e3)
+
+
+def test_differentiated_3d_convs_use_fp32_kernels_even_with_native_bf16():
+    """Native bf16 3-D conv weight gradients can be NaN (PyTorch 2.13, AMX Xeon, 1 thread): with
+    native kernels present, a differentiated 3-D conv at one thread still takes the emulated
+    path (its exact numbers), while 2-D convs, inference and more threads keep the native
+    kernels."""
+    prec._NATIVE[BF16] = True
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 3, 6, 6, requires_grad=True)
+    w = (torch.randn(3, 4, 3, 3, 3) * 0.2).requires_grad_(True)
+    r = lambda t: t.detach().to(BF16).float()  # noqa: E731
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with torch.autocast("cpu", dtype=BF16):
+            y = emulated_lowp(F.conv3d, x, w, None, padding=1)
+            assert prec.unreliable_native_backward((x, w)) == BF16
+            assert prec.unreliable_native_backward((x.flatten(3), w[..., 0])) is None  # 2-D
+            with torch.no_grad():
+                assert prec.unreliable_native_backward((x, w)) is None  # inference
+            torch.set_num_threads(2)
+            assert prec.unreliable_native_backward((x, w)) is None  # more threads
+        assert prec.unreliable_native_backward((x, w)) is None  # fp32 outside autocast
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(y, F.conv3d(r(x), r(w), None, padding=1).to(BF16))
+    y.float().sum().backward()
+    assert torch.isfinite(w.grad).all() and w.grad.abs().sum() > 0
+
+
+def test_3d_conv_weight_gradient_is_finite_at_one_thread_in_bf16():
+    """The shape that returned NaN weight gradients through the native kernel (G3AN appearance
+    stream, 1 thread): finite and within bf16 rounding of fp32 through `emulated_lowp`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(2, 128, 1, 32, 32, generator=g)
+        w = torch.randn(128, 64, 1, 4, 4, generator=g) * 0.05
+        kw = {"stride": (1, 2, 2), "padding": (0, 1, 1)}
+        _, _, gw = _run(F.conv_transpose3d, x, w, False, **kw)  # native kernels where present
+        wf = w.clone().requires_grad_(True)
+        yf = F.conv_transpose3d(x, wf, None, **kw)
+        (yf * torch.linspace(-1, 1, yf.numel()).view_as(yf)).sum().backward()
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.isfinite(gw).all()
+    _close(gw, wf.grad)

@@ -72,17 +72,29 @@ def test_loop_learns_the_mean_brightness(tmp_path):
     assert before > 0.3 and after < 0.5 * before
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    class Poisoned(SynthClips):
-        def __getitem__(self, i):
-            item = super().__getitem__(i)
-            if self.epoch >= 1:  # from step 3 on (2 batches per epoch)
-                item["video"] = item["video"] * float("nan")
-            return item
+class Poisoned(SynthClips):
+    def __getitem__(self, i):
+        item = super().__getitem__(i)
+        if self.epoch >= 1:  # from step 3 on (2 batches per epoch)
+            item["video"] = item["video"] * float("nan")
+        return item
 
-    tr = make_trainer(tmp_path, "train.steps=10", "train.checkpoint_every=2", dataset=Poisoned(16))
-    with pytest.raises(TrainingDiverged, match=r"Loss/D.* became nan at step 2 .*step-00000002"):
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, amp):
+    tr = make_trainer(
+        tmp_path,
+        f"train.amp={str(amp).lower()}",
+        "train.steps=10",
+        "train.checkpoint_every=2",
+        dataset=Poisoned(16),
+    )
+    with pytest.raises(
+        TrainingDiverged, match=r"Loss/D.* became nan at step 2 .*step-00000002"
+    ) as e:
         tr.fit()
+    # under bf16 autocast the message names the fp32 way out
+    assert ("train.amp=false" in str(e.value)) is amp
     assert [s for s, _ in ck.list_checkpoints(tmp_path / "checkpoints")] == [2]
     assert ck.read_checkpoint(tmp_path / "checkpoints" / "step-00000002").step == 2
 

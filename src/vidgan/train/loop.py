@@ -502,9 +502,12 @@ class Trainer:
                     if last
                     else "no checkpoint was written yet"
                 )
+                hint = "perhaps with a lower learning rate"
+                if self.amp:  # low-precision kernels are a cause worth ruling out first
+                    hint += ", or in fp32 with train.amp=false (bf16 autocast is on)"
                 raise TrainingDiverged(
                     f"{k} became {v} at step {self.step} ({phase} phase); training stopped and "
-                    f"{keep} (resume it with --resume auto, perhaps with a lower learning rate)."
+                    f"{keep} (resume it with --resume auto, {hint})."
                 )
         return values
 
