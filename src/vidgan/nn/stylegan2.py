@@ -164,7 +164,9 @@ class NoiseInjection(nn.Module):
         if noise is None:
             n, _, h, w = x.shape
             noise = x.new_empty(n, 1, h, w).normal_()
-        return x + self.weight * noise.to(x.dtype)
+        # in x's dtype: the fp32 strength times bf16 noise would promote the sum (and every later
+        # elementwise op of the layer) to fp32 under autocast
+        return x + self.weight.to(x.dtype) * noise.to(x.dtype)
 
 
 class ConstantInput(nn.Module):
