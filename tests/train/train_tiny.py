@@ -221,6 +221,28 @@ def make_trainer(outdir, *overrides: str, dataset=None, resume=None, **kwargs):
     return Trainer(run, outdir=outdir, dataset=dataset or SynthClips(20), resume=resume, **kwargs)
 
 
+def trained_weights(tr) -> dict[str, Tensor]:
+    """Every state tensor of G, G_ema and the Ds, keyed `G.*`, `G_ema.*`, `<D name>.*`."""
+    out = {}
+    for name, module in [("G", tr.G), ("G_ema", tr.G_ema), *tr.Ds.items()]:
+        out.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
+    return out
+
+
+def split_gap(outdir, *overrides: str):
+    """(largest weight difference after 3 fp32 steps between the whole batch and 4 micro-batches
+    of it, the whole-batch trainer): 0 up to float rounding when accumulation is exact."""
+    from pathlib import Path
+
+    runs = []
+    for sub, extra in (("whole", ()), ("split", ("train.accumulate=4",))):
+        opts = ("train.steps=3", "train.checkpoint_every=100", *overrides, *extra)
+        tr = make_trainer(Path(outdir) / sub, FP32, *opts)
+        tr.fit()
+        runs.append(tr)
+    return state_close(trained_weights(runs[0]), trained_weights(runs[1])), runs[0]
+
+
 def read_stats(outdir) -> list[dict]:
     import json
     from pathlib import Path
