@@ -116,7 +116,8 @@ def emulated_lowp(fn: Callable[..., Tensor], *args: Any, **kwargs: Any) -> Tenso
     native kernels for it, the floating tensor arguments are rounded to that dtype, fn runs its
     fp32 kernel (fp32 accumulation, as native bf16 kernels do) and the result is rounded back,
     instead of the 10-100x slower reference loops (also in backward). For convolutions, GEMMs.
-    Differentiated 3-D convolutions take this path on every CPU (`unreliable_native_backward`)."""
+    Differentiated 3-D convolutions at one thread take this path on every CPU, native kernels or
+    not (`unreliable_native_backward`)."""
     first = next(a for a in args if isinstance(a, Tensor))
     dt = slow_lowp_dtype(first) or unreliable_native_backward(args)
     if dt is None:
