@@ -71,21 +71,17 @@ def steady_allocator(threshold: int = 128 * 1024) -> bool:
     dynamic threshold back on), so only the chunked-generation paths call it. Returns False
     (and does nothing) where the C library is not glibc.
     """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(-3, int(threshold)))  # -3 = M_MMAP_THRESHOLD
+    mallopt = _glibc("mallopt")
+    return mallopt is not None and bool(mallopt(-3, int(threshold)))  # -3 = M_MMAP_THRESHOLD
 
 
 @functools.cache
-def _malloc_trim() -> Any:
+def _glibc(name: str) -> Any:
+    """glibc's function `name` (ctypes), or None where the C library is not glibc."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     try:
-        return ctypes.CDLL(None).malloc_trim
+        return getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
         return None
 
@@ -98,7 +94,7 @@ def trim_heap() -> None:
     crept up by ~2 MB over the first 250 frames (DIGAN paper config). Called between chunks;
     it takes well under a millisecond next to a chunk's seconds.
     """
-    trim = _malloc_trim()
+    trim = _glibc("malloc_trim")
     if trim is not None:
         trim(0)
 
