@@ -6,8 +6,13 @@
   gradients, fp32 within 1e-5 of the output scale.
 * G3 block fusion at inference (sum and concatenation written into one output) against the
   autograd path of the same block: bit-identical.
-* The 3-channel output conv at inference (one GEMM + fold) and the temporal (k, 1, 1) SN
-  convs of the video D (2-D conv on a view) against `F.conv3d`, fp32 within 1e-5.
+* The 3-channel output conv (one GEMM + shifted sums, its own backward) against `F.conv3d`:
+  values and gradients of input, weight and bias (float64 gradcheck; fp32 within 1e-5; bf16
+  autocast within bf16 rounding). The temporal (k, 1, 1) SN convs of the video D (2-D conv on
+  a view) against `F.conv3d`, fp32 within 1e-5.
+* Spatial up-convolutions on large fp32 inputs run in channels_last_3d with contiguous inputs
+  and outputs (`_ChannelsLastConvTranspose3d`): values and gradients against
+  `F.conv_transpose3d` (float64 gradcheck; fp32 within 1e-5).
 * `train.reuse_fakes` (off by default for G3AN): the D step reuses the G step's fakes (one
   render per step, as the release), so BatchNorm statistics update once per step; off: two.
 """
@@ -122,16 +127,80 @@ def test_few_output_frame_conv_equals_conv3d(kernel, padding):
         assert close(g3an._frame_conv_few_outputs(x, conv), conv(x))
 
 
-def test_generator_inference_uses_the_fast_output_conv_and_matches_autograd_path():
+def _frame_conv_grads(x: Tensor, conv: torch.nn.Conv3d, fast: bool) -> list[Tensor]:
+    y = g3an._frame_conv_few_outputs(x, conv) if fast else conv(x)
+    weights = torch.linspace(-1, 1, y.numel()).view_as(y).to(y.dtype)  # a loss with every tap
+    return [y.float(), *torch.autograd.grad((y * weights).sum(), [x, conv.weight, conv.bias])]
+
+
+@pytest.mark.parametrize(("kernel", "padding"), [((1, 3, 3), (0, 1, 1)), ((1, 3, 5), (0, 1, 2))])
+def test_few_output_frame_conv_backward_equals_conv3d(kernel, padding):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(5, 3, kernel, 1, padding).double()
+    x = torch.randn(2, 5, 2, 6, 5, dtype=torch.float64, requires_grad=True)
+    fn = g3an._FewOutputFrameConv.apply
+    kh, kw = kernel[1:]
+    taps = conv.weight[:, :, 0].permute(2, 3, 0, 1).reshape(kh * kw * 3, 5)
+    assert torch.autograd.gradcheck(
+        lambda x, t, b: fn(x, t, b, (kh, kw, *padding[1:])), (x, taps, conv.bias)
+    )
+    conv = conv.float()
+    x = torch.randn(3, 5, 4, 7, 6, requires_grad=True)
+    for got, want in zip(_frame_conv_grads(x, conv, True), _frame_conv_grads(x, conv, False)):
+        assert close(got, want)
+
+
+def test_few_output_frame_conv_under_bf16_autocast_matches_the_conv():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(32, 3, (1, 3, 3), 1, (0, 1, 1))
+    x = torch.randn(2, 32, 3, 8, 8, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = _frame_conv_grads(x, conv, True)
+        want = _frame_conv_grads(x, conv, False)
+    assert g3an._frame_conv_few_outputs(x, conv).dtype == torch.float32  # outside autocast
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype
+        assert close(a.float(), b.float(), 2e-2)  # bf16 rounding of both sides
+
+
+def test_channels_last_transposed_conv_equals_the_plain_one(monkeypatch):
+    torch.manual_seed(0)
+    args = ((1, 2, 2), (0, 1, 1), (0, 0, 0), 1, (1, 1, 1))
+    x = torch.randn(2, 6, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, 4, 1, 4, 4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    fn = g3an._ChannelsLastConvTranspose3d.apply
+    assert torch.autograd.gradcheck(lambda x, w, b: fn(x, w, b, args), (x, w, b))
+    up = g3an.SNConvTranspose3d(6, 4, (1, 4, 4), (1, 2, 2), (0, 1, 1)).eval()  # fixed u, v
+    x = torch.randn(2, 6, 3, 8, 7, requires_grad=True)
+    want = _grads(up, x)
+    monkeypatch.setattr(g3an, "CL_MIN_ELEMENTS", 0)  # every input counts as large
+    y = up(x)
+    assert y.is_contiguous() and y.grad_fn.name() == "_ChannelsLastConvTranspose3dBackward"
+    for got, ref in zip(_grads(up, x), want):
+        assert close(got, ref)
+
+
+def _grads(m: torch.nn.Module, x: Tensor) -> list[Tensor]:
+    y = m(x)
+    weights = torch.linspace(-1, 1, y.numel()).view_as(y)
+    return [y, *torch.autograd.grad((y * weights).sum(), [x, m.weight_orig, m.bias])]
+
+
+def test_generator_output_conv_is_the_fast_one_with_and_without_autograd(monkeypatch):
     torch.manual_seed(0)
     G = G3ANGenerator(G3ANConfig(ch=2, c_a=8, c_m=3)).eval()
     G.fsa.spatial.gamma.data.fill_(0.5)
     z = G.sample_latents(2, n_frames=16, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        fast = G.synthesize(z.content, z.motion)  # fused blocks, GEMM output conv
-    slow = G.synthesize(z.content, z.motion)  # grad enabled: the plain layers
-    assert slow.requires_grad and close(fast, slow.detach(), 1e-6)
-    assert (fast - slow).abs().max() > 0  # really another path (sums in another order)
+        fast = G.synthesize(z.content, z.motion)  # fused blocks
+    slow = G.synthesize(z.content, z.motion)  # grad enabled: the plain blocks
+    assert slow.grad_fn.next_functions[0][0].name() == "_FewOutputFrameConvBackward"
+    assert torch.equal(fast, slow.detach())  # the block fusion is exact, the output conv shared
+    monkeypatch.setattr(g3an, "_frame_conv_few_outputs", lambda x, conv: conv(x))
+    with torch.no_grad():
+        plain = G.synthesize(z.content, z.motion)  # the library convolution
+    assert close(fast, plain, 1e-6) and not torch.equal(fast, plain)
 
 
 @pytest.mark.parametrize(
