@@ -504,6 +504,65 @@ def _attend(q: Tensor, k: Tensor, v: Tensor, residual: Tensor | None) -> Tensor:
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
+class _FusedAttention(torch.autograd.Function):
+    """softmax(Q K^T) V (+ residual) on one fused projection `qkv = [q, k, v]` (N, L, 2d + C).
+
+    Why (fp32, where the step is GEMM-bound): the chunked autograd version pays a concatenation
+    of the chunk outputs forward, of the chunk gradients backward (split), and three projection
+    GEMMs with K = 32 for the narrow q, k. Here every chunk writes into preallocated outputs,
+    the gradient comes back as one (N, L, 2d + C) tensor, and the projection's backward is one
+    GEMM each for the input and the weight. The probabilities are kept for backward, as
+    autograd keeps them.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, qkv: Tensor, residual: Tensor | None, d: int) -> Tensor:
+        n, seq, _ = qkv.shape
+        q, k, v = qkv[..., :d], qkv[..., d : 2 * d], qkv[..., 2 * d :]
+        out = v.new_empty(v.shape)
+        keep = any(ctx.needs_input_grad)  # probabilities for backward
+        probs = qkv.new_empty(n, seq, seq) if keep else None
+        step = max(1, ATTENTION_CHUNK // (seq * seq))
+        for i in range(0, n, step):
+            j = min(n, i + step)
+            scores = torch.bmm(q[i:j], k[i:j].transpose(1, 2))
+            p = torch.softmax(scores, -1, out=probs[i:j]) if keep else scores.softmax(-1)
+            if residual is None:
+                torch.bmm(p, v[i:j], out=out[i:j])
+            else:
+                torch.baddbmm(residual[i:j], p, v[i:j], out=out[i:j])
+        if keep:
+            ctx.save_for_backward(qkv, probs)
+        ctx.d, ctx.has_residual = d, residual is not None
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
+        qkv, probs = ctx.saved_tensors
+        d = ctx.d
+        g = g.contiguous()
+        n, seq, _ = qkv.shape
+        q, k, v = qkv[..., :d], qkv[..., d : 2 * d], qkv[..., 2 * d :]
+        g_qkv = torch.empty_like(qkv)
+        gq, gk, gv = g_qkv[..., :d], g_qkv[..., d : 2 * d], g_qkv[..., 2 * d :]
+        step = max(1, ATTENTION_CHUNK // (seq * seq))
+        for i in range(0, n, step):
+            j = min(n, i + step)
+            p = probs[i:j]
+            gv[i:j] = torch.bmm(p.transpose(1, 2), g[i:j])
+            gp = torch.bmm(g[i:j], v[i:j].transpose(1, 2))
+            gs = torch._softmax_backward_data(gp, p, -1, p.dtype)
+            gq[i:j] = torch.bmm(gs, k[i:j])
+            gk[i:j] = torch.bmm(gs.transpose(1, 2), q[i:j])
+        return g_qkv, g if ctx.has_residual else None, None
+
+
+def _fused_attention_pays(x: Tensor) -> bool:
+    """fp32 on CPU without autocast (bf16 and other devices keep `_attend`)."""
+    dev = x.device.type
+    return dev == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled(dev)
+
+
 class SelfAttention(nn.Module):
     """Self-attention along one axis of a video (SAGAN-style): out = gamma * softmax(Q K^T) V + x.
 
@@ -541,16 +600,23 @@ class SelfAttention(nn.Module):
         tokens = self._tokens(x)  # (N, L, C)
         # the 1x1x1 convolutions q, k, v as linear maps on the tokens (same weights); gamma is
         # folded into v: gamma * softmax(QK^T) V = softmax(QK^T) (gamma V)
-        q, k = (
-            emulated_lowp(F.linear, tokens, conv.normalized_weight().flatten(1), conv.bias)
-            for conv in (self.query, self.key)
+        w_q, w_k, w_v = (
+            m.normalized_weight().flatten(1) for m in (self.query, self.key, self.value)
         )
-        w_v, b_v = self.value.normalized_weight().flatten(1), self.value.bias
-        v = emulated_lowp(
-            F.linear, tokens, w_v * self.gamma, None if b_v is None else b_v * self.gamma
-        )
-        # intended layout: the residual x is the tokens themselves, added inside the GEMM
-        out = _attend(q, k, v, tokens if self.layout == "intended" else None)  # (N, L, C)
+        b_v = None if self.value.bias is None else self.value.bias * self.gamma
+        residual = tokens if self.layout == "intended" else None  # added inside the GEMM
+        if _fused_attention_pays(tokens):
+            biases = [(self.query.bias, w_q), (self.key.bias, w_k), (b_v, w_v)]
+            bias = torch.cat([w.new_zeros(w.shape[0]) if b is None else b for b, w in biases])
+            qkv = F.linear(tokens, torch.cat([w_q, w_k, w_v * self.gamma]), bias)
+            out = _FusedAttention.apply(qkv, residual, w_q.shape[0])  # (N, L, C)
+        else:
+            q, k = (
+                emulated_lowp(F.linear, tokens, w, m.bias)
+                for w, m in ((w_q, self.query), (w_k, self.key))
+            )
+            v = emulated_lowp(F.linear, tokens, w_v * self.gamma, b_v)
+            out = _attend(q, k, v, residual)  # (N, L, C)
         if self.layout == "release":
             # the release's raw view(b, h, w, C, t) of this memory, then permute to (B,C,T,H,W)
             return out.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2) + x
