@@ -9,10 +9,11 @@ affects both alike (median of `--repeats` calls after one warm-up call each):
 
 * eval forward: the generator in eval mode under no_grad, batch 1 and batch 8;
 * training step at batch 8: for ours `Trainer.train_step` (the real training code: G step,
-  D step, EMA bookkeeping; it renders new fakes for the D step unless `--reuse-fakes`, which
-  makes the D step judge the G step's fakes as the release does), for the release the body of
-  its `trainer.py` loop (one G forward shared by the D and G steps), re-written here from
-  reading it; both with BCE and Adam(2e-4, (0.5, 0.999)) on random real clips.
+  D step, EMA bookkeeping; the preset's one render per step, the D step judging the G step's
+  fakes as the release does; `--reuse-fakes false` renders new fakes for the D step), for the
+  release the body of its `trainer.py` loop (one G forward shared by the D and G steps),
+  re-written here from reading it; both with BCE and Adam(2e-4, (0.5, 0.999)) on random real
+  clips.
 
 bf16 (`--precisions bf16`) wraps both sides in CPU autocast; on CPUs without native bf16 that is
 10-25x slower than fp32 on both sides, so `--forward-batches 1` keeps such a run short.
@@ -108,7 +109,7 @@ class OfficialSide:
 class OurSide:
     """Our eval generator and a `Trainer` at the paper configuration and batch."""
 
-    def __init__(self, batch: int, amp: bool, reuse_fakes: bool = False) -> None:
+    def __init__(self, batch: int, amp: bool, reuse_fakes: str = "preset") -> None:
         from vidgan.train.config import resolve_run_config
         from vidgan.train.loop import Trainer
 
@@ -123,8 +124,8 @@ class OurSide:
                 "train.device=cpu",
                 "train.workers=0",
                 "data.stride=1",
-                f"train.reuse_fakes={str(reuse_fakes).lower()}",
-            ],
+            ]
+            + ([] if reuse_fakes == "preset" else [f"train.reuse_fakes={reuse_fakes}"]),
         )
         data = [
             {"video": torch.rand(FRAMES, 3, SIZE, SIZE) * 2 - 1, "label": -1, "index": i}
@@ -153,7 +154,12 @@ def main() -> None:
     p.add_argument("--precisions", default="fp32,bf16")
     p.add_argument("--bf16-step", action="store_true", help="also time the bf16 training step")
     p.add_argument("--no-step", action="store_true", help="G forward only")
-    p.add_argument("--reuse-fakes", action="store_true", help="our D step reuses G's fakes")
+    p.add_argument(
+        "--reuse-fakes",
+        choices=["preset", "true", "false"],
+        default="preset",
+        help="our D step judges G's fakes (preset: yes, as the release)",
+    )
     p.add_argument("--forward-batches", help="forward batches (default 1,BATCH; 0: none)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", type=Path, help="also write the rows here")

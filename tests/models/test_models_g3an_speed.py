@@ -240,6 +240,12 @@ def _trainer(tmp_path, *overrides: str):
     return Trainer(run, outdir=tmp_path, dataset=data, progress=False)
 
 
+def test_paper_preset_renders_once_per_step_as_the_release():
+    paper = resolve_run_config(None, preset="g3an-paper-64", overrides=[])
+    toy = resolve_run_config(None, preset="g3an-toy-64", overrides=[])
+    assert paper.train.reuse_fakes is True and toy.train.reuse_fakes is None  # None: recipe's
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("reuse", [True, False])
 def test_recipe_reuse_fakes_renders_once_per_step(tmp_path, monkeypatch, reuse):

@@ -14,14 +14,16 @@ G, and the generator's BatchNorm running statistics update twice per step from t
 codes (they only matter in eval mode and converge to the same averages). `train.reuse_fakes=true`
 gives the release's behaviour: the D step then judges the G step's clips and frames, detached
 (one generator forward less per step, BatchNorm updated once, the D step sees fakes of G before
-its update, like the release's). It stays off because the toy learning test
+its update, like the release's). The paper preset `g3an-paper-64` turns it on (the release's
+settings); the recipe default stays off because the toy learning test
 (`tests/recipes/test_recipes_g3an_learns.py`, calibrated with two renders) learns less with it:
 session 3 (60 steps, seed 1) pixel W1 132.8 -> 73.2 with reuse, 63.9 without (limit 66.4);
 session 5 (70 steps, batch 4, the loop-level option) W1 ratios 0.379 / 0.478 on seeds 0 / 1
 with reuse against 0.339 / 0.388 without (limit 0.5).
 
 Differences from the release: it picks one frame index per batch (`random.randint`) where we
-pick one per clip (the same marginal, less correlated); the two renders per step (above); and
+pick one per clip (the same marginal, less correlated); the two renders per step (above; one in
+the paper preset); and
 it runs the D step before the G step.
 """
 
