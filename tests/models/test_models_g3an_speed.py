@@ -163,6 +163,22 @@ def test_few_output_frame_conv_under_bf16_autocast_matches_the_conv():
         assert close(a.float(), b.float(), 2e-2)  # bf16 rounding of both sides
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_swap_last2_is_a_transpose_forward_and_backward(threads):
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)  # 2: the strided copy for few long rows
+    try:
+        for shape in [(3, 5, 70), (3, 70, 5)]:  # both copy strategies at 2 threads
+            x = torch.randn(*shape, requires_grad=True)
+            y = g3an.swap_last2(x)
+            assert y.is_contiguous() and torch.equal(y, x.transpose(1, 2))
+            g = torch.randn_like(y)
+            (gx,) = torch.autograd.grad(y, x, g)
+            assert torch.equal(gx, g.transpose(1, 2))
+    finally:
+        torch.set_num_threads(old)
+
+
 def test_channels_last_transposed_conv_equals_the_plain_one(monkeypatch):
     torch.manual_seed(0)
     args = ((1, 2, 2), (0, 1, 1), (0, 0, 0), 1, (1, 1, 1))
