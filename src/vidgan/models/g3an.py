@@ -26,8 +26,13 @@ Attention layout (`G3ANConfig.attention_layout`):
 Both layouts compute the attention itself as plain GEMMs on the narrow q, k (`_attend`; scale 1:
 the release has no 1/sqrt(d)), in chunks, with gamma folded into v and, in the intended layout,
 the residual added by the second GEMM. This beat the fused SDPA kernels, which need q, k
-zero-padded to the width of v (8x the score work). Equal to the definition within fp32 rounding
-(tests/models/test_models_g3an_speed.py).
+zero-padded to the width of v (8x the score work). In fp32 the q, k, v projections are one GEMM
+and `_FusedAttention` writes every chunk into preallocated outputs and gradients. Equal to the
+definition within fp32 rounding (tests/models/test_models_g3an_speed.py).
+
+Other layout work, same sums: the 3-channel output conv is one GEMM plus shifted adds with its
+own backward (`_frame_conv_few_outputs`); large fp32 spatial up-convolutions run in
+channels_last_3d with contiguous inputs and outputs (`_ChannelsLastConvTranspose3d`).
 
 Class-conditional generation (our extension; the authors promised it but never released it):
 
