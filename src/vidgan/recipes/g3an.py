@@ -23,8 +23,7 @@ with reuse against 0.339 / 0.388 without (limit 0.5).
 
 Differences from the release: it picks one frame index per batch (`random.randint`) where we
 pick one per clip (the same marginal, less correlated); the two renders per step (above; one in
-the paper preset); and
-it runs the D step before the G step.
+the paper preset); and it runs the D step before the G step.
 """
 
 from __future__ import annotations
