@@ -286,14 +286,18 @@ class SNConvTranspose3d(_SpectralNorm, nn.ConvTranspose3d):
 CL_MIN_ELEMENTS = 1 << 20  # inputs from here on take the channels-last transposed conv
 
 
+def _plain_fp32_cpu(x: Tensor) -> bool:
+    """x is fp32 on the CPU and no autocast applies: where the fp32 layout fast paths pay."""
+    dev = x.device.type
+    return dev == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled(dev)
+
+
 def _channels_last_pays(x: Tensor, weight: Tensor) -> bool:
     """fp32 CPU spatial up-convolutions on large contiguous inputs (`_ChannelsLastConvTranspose3d`;
     temporal kernels are faster contiguous)."""
-    dev = x.device.type
     return (
-        dev == "cpu"
-        and x.dtype == weight.dtype == torch.float32
-        and not torch.is_autocast_enabled(dev)
+        _plain_fp32_cpu(x)
+        and weight.dtype == torch.float32
         and x.dim() == 5
         and x.is_contiguous()
         and x.numel() >= CL_MIN_ELEMENTS
@@ -301,13 +305,13 @@ def _channels_last_pays(x: Tensor, weight: Tensor) -> bool:
 
 
 def _to_channels_last(x: Tensor) -> Tensor:
-    """Contiguous (B, C, T, H, W) -> the same values in channels_last_3d memory (blocked copy)."""
+    """Contiguous (B, C, T, H, W) -> the same values in channels_last_3d (`_transpose_copy`)."""
     b, c, t, h, w = x.shape
     return _transpose_copy(x.view(b, c, t * h * w)).view(b, t, h, w, c).permute(0, 4, 1, 2, 3)
 
 
 def _from_channels_last(x: Tensor) -> Tensor:
-    """channels_last_3d (B, C, T, H, W) -> contiguous (blocked copy)."""
+    """channels_last_3d (B, C, T, H, W) -> contiguous (`_transpose_copy`)."""
     b, c, t, h, w = x.shape
     return _transpose_copy(x.permute(0, 2, 3, 4, 1).reshape(b, t * h * w, c)).view(b, c, t, h, w)
 
@@ -456,6 +460,11 @@ def _needs_grad(*tensors: Tensor) -> bool:
 ATTENTION_CHUNK = 1 << 21  # score elements per GEMM chunk (8 MB in fp32): cache-sized
 
 
+def _chunk_rows(seq: int) -> int:
+    """Sequences per attention chunk: `ATTENTION_CHUNK` scores, at least one sequence."""
+    return max(1, ATTENTION_CHUNK // (seq * seq))
+
+
 def _transpose_copy(x: Tensor) -> Tensor:
     x = x.contiguous()
     if x.shape[1] <= x.shape[2] and torch.get_num_threads() > 1:
@@ -499,7 +508,7 @@ def _attend(q: Tensor, k: Tensor, v: Tensor, residual: Tensor | None) -> Tensor:
     is added by the second GEMM (baddbmm).
     """
     seq = q.shape[1]
-    step = max(1, ATTENTION_CHUNK // (seq * seq))
+    step = _chunk_rows(seq)
     # split, not slicing: the backward of a slice fills a whole zero tensor per chunk
     parts = [x.split(step) for x in (q, k, v)]
     res = residual.split(step) if residual is not None else [None] * len(parts[0])
@@ -531,7 +540,7 @@ class _FusedAttention(torch.autograd.Function):
         out = v.new_empty(v.shape)
         keep = any(ctx.needs_input_grad)  # probabilities for backward
         probs = qkv.new_empty(n, seq, seq) if keep else None
-        step = max(1, ATTENTION_CHUNK // (seq * seq))
+        step = _chunk_rows(seq)
         for i in range(0, n, step):
             j = min(n, i + step)
             scores = torch.bmm(q[i:j], k[i:j].transpose(1, 2))
@@ -554,7 +563,7 @@ class _FusedAttention(torch.autograd.Function):
         q, k, v = qkv[..., :d], qkv[..., d : 2 * d], qkv[..., 2 * d :]
         g_qkv = torch.empty_like(qkv)
         gq, gk, gv = g_qkv[..., :d], g_qkv[..., d : 2 * d], g_qkv[..., 2 * d :]
-        step = max(1, ATTENTION_CHUNK // (seq * seq))
+        step = _chunk_rows(seq)
         for i in range(0, n, step):
             j = min(n, i + step)
             p = probs[i:j]
@@ -564,12 +573,6 @@ class _FusedAttention(torch.autograd.Function):
             gq[i:j] = torch.bmm(gs, k[i:j])
             gk[i:j] = torch.bmm(gs.transpose(1, 2), q[i:j])
         return g_qkv, g if ctx.has_residual else None, None
-
-
-def _fused_attention_pays(x: Tensor) -> bool:
-    """fp32 on CPU without autocast (bf16 and other devices keep `_attend`)."""
-    dev = x.device.type
-    return dev == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled(dev)
 
 
 class SelfAttention(nn.Module):
@@ -614,7 +617,7 @@ class SelfAttention(nn.Module):
         )
         b_v = None if self.value.bias is None else self.value.bias * self.gamma
         residual = tokens if self.layout == "intended" else None  # added inside the GEMM
-        if _fused_attention_pays(tokens):
+        if _plain_fp32_cpu(tokens):  # bf16 and other devices keep `_attend`
             biases = [(self.query.bias, w_q), (self.key.bias, w_k), (b_v, w_v)]
             bias = torch.cat([w.new_zeros(w.shape[0]) if b is None else b for b, w in biases])
             qkv = F.linear(tokens, torch.cat([w_q, w_k, w_v * self.gamma]), bias)
