@@ -15,6 +15,11 @@ affects both alike (median of `--repeats` calls after one warm-up call each):
   re-written here from reading it; both with BCE and Adam(2e-4, (0.5, 0.999)) on random real
   clips.
 
+Both sides share one process, so they share the C heap's policy (`--heap`): `keep` (the
+default) keeps freed memory in glibc's heap, as `vidgan train` does on CPUs (`vidgan.heap`), and
+spares both sides the page faults of every step's fresh activations; `default` leaves glibc's
+defaults, under which the release runs when launched on its own.
+
 bf16 (`--precisions bf16`) wraps both sides in CPU autocast; on CPUs without native bf16 that is
 10-25x slower than fp32 on both sides, so `--forward-batches 1` keeps such a run short.
 
@@ -38,6 +43,7 @@ from typing import Any
 import torch
 from timing import endless, interleaved
 
+from vidgan.heap import keep_freed_memory
 from vidgan.models.g3an import G3ANConfig, G3ANGenerator, count_parameters
 
 FRAMES = 16
@@ -109,7 +115,9 @@ class OfficialSide:
 class OurSide:
     """Our eval generator and a `Trainer` at the paper configuration and batch."""
 
-    def __init__(self, batch: int, amp: bool, reuse_fakes: str = "preset") -> None:
+    def __init__(
+        self, batch: int, amp: bool, reuse_fakes: str = "preset", keep_heap: bool = True
+    ) -> None:
         from vidgan.train.config import resolve_run_config
         from vidgan.train.loop import Trainer
 
@@ -124,6 +132,7 @@ class OurSide:
                 "train.device=cpu",
                 "train.workers=0",
                 "data.stride=1",
+                f"train.keep_heap={str(keep_heap).lower()}",
             ]
             + ([] if reuse_fakes == "preset" else [f"train.reuse_fakes={reuse_fakes}"]),
         )
@@ -160,16 +169,25 @@ def main() -> None:
         default="preset",
         help="our D step judges G's fakes (preset: yes, as the release)",
     )
+    p.add_argument(
+        "--heap",
+        choices=["keep", "default"],
+        default="keep",
+        help="keep: both sides with freed memory kept in the C heap, as `vidgan train` runs "
+        "(vidgan.heap); default: both sides on glibc's defaults",
+    )
     p.add_argument("--forward-batches", help="forward batches (default 1,BATCH; 0: none)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", type=Path, help="also write the rows here")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.heap == "keep":
+        keep_freed_memory()  # process-wide: the official side runs with it too
     rows: list[dict[str, Any]] = []
     for prec in args.precisions.split(","):
         amp = prec == "bf16"
         torch.manual_seed(0)
-        ours = OurSide(args.batch, amp, args.reuse_fakes)
+        ours = OurSide(args.batch, amp, args.reuse_fakes, keep_heap=args.heap == "keep")
         sides: dict[str, Any] = {"ours": ours}
         if args.official is not None:
             off = OfficialSide(args.official, ours.cfg, args.batch)
@@ -201,7 +219,7 @@ def main() -> None:
             row.update({f"s_{k}": v for k, v in st.items()})
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print(f"\n{args.threads} thread(s), torch {torch.__version__}")
+    print(f"\n{args.threads} thread(s), heap {args.heap}, torch {torch.__version__}")
     print("| what | precision | ours (s) | official (s) | official / ours | load |")
     print("|---|---|---:|---:|---:|---:|")
     for r in rows:

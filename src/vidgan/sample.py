@@ -13,18 +13,15 @@ Example:
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import platform
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from vidgan.errors import VidganError
+from vidgan.heap import steady_allocator, trim_heap
 from vidgan.models.base import Latents, VideoGenerator
 
 
@@ -56,47 +53,6 @@ def frame_time(G: VideoGenerator, k: Tensor | float) -> Tensor:
     t01 = G.frame_times(2)
     k = torch.as_tensor(k, dtype=t01.dtype, device=t01.device)
     return t01[0] + k * (t01[1] - t01[0])
-
-
-@functools.cache
-def steady_allocator(threshold: int = 128 * 1024) -> bool:
-    """Fix glibc's mmap threshold so that memory freed between chunks goes back to the OS.
-
-    Why: glibc raises its mmap threshold to the size of the largest mapped block freed so far
-    (up to 32 MB). After the first chunk of a long video, the next chunks' activations come
-    from the heap instead, and freed heap pages stay resident, so the peak RSS of a 1024-frame
-    video rose above a 16-frame one (DIGAN paper config: +7%, benchmarks/README.md). With a
-    fixed threshold every block over `threshold` bytes is mapped and unmapped, and each chunk
-    starts from the same state. The setting is process-wide and stays (glibc cannot turn the
-    dynamic threshold back on), so only the chunked-generation paths call it. Returns False
-    (and does nothing) where the C library is not glibc.
-    """
-    mallopt = _glibc("mallopt")
-    return mallopt is not None and bool(mallopt(-3, int(threshold)))  # -3 = M_MMAP_THRESHOLD
-
-
-@functools.cache
-def _glibc(name: str) -> Any:
-    """glibc's function `name` (ctypes), or None where the C library is not glibc."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return None
-    try:
-        return getattr(ctypes.CDLL(None), name)
-    except (OSError, AttributeError):
-        return None
-
-
-def trim_heap() -> None:
-    """Give free heap pages back to the OS (glibc `malloc_trim`; elsewhere nothing).
-
-    Why: blocks under the mmap threshold come from the heap, and a few long-lived small objects
-    made during one chunk keep the freed pages around them resident, so without this the peak
-    crept up by ~2 MB over the first 250 frames (DIGAN paper config). Called between chunks;
-    it takes well under a millisecond next to a chunk's seconds.
-    """
-    trim = _glibc("malloc_trim")
-    if trim is not None:
-        trim(0)
 
 
 def _render(

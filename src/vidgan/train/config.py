@@ -41,6 +41,7 @@ class TrainConfig:
     reuse_fakes: bool | None = None  # D step judges the G step's fakes (None: recipe)
     amp: bool | None = None  # bf16 autocast (None: where native bf16 exists, vidgan.precision)
     channels_last: bool = False  # channels_last(_3d) memory format for modules and inputs
+    keep_heap: bool = True  # CPU runs keep freed memory in the C heap (vidgan.heap)
     seed: int = 0  # seeds init, data order, latents and augmentation
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
     workers: int = 2  # DataLoader worker processes per rank
