@@ -15,10 +15,11 @@ affects both alike (median of `--repeats` calls after one warm-up call each):
   re-written here from reading it; both with BCE and Adam(2e-4, (0.5, 0.999)) on random real
   clips.
 
-Both sides share one process, so they share the C heap's policy (`--heap`): `keep` (the
-default) keeps freed memory in glibc's heap, as `vidgan train` does on CPUs (`vidgan.heap`), and
-spares both sides the page faults of every step's fresh activations; `default` leaves glibc's
-defaults, under which the release runs when launched on its own.
+The C heap's policy (`--heap`) matters on VMs where a page fault is dear: `keep` (the default)
+keeps freed memory in glibc's heap for both sides, as `vidgan train` does on CPUs
+(`vidgan.heap`), which spares both the page faults of every step's fresh activations; `default`
+leaves glibc's defaults for both; `shipped` runs each side in a process of its own, as each
+ships (ours keeping the heap, the release on glibc's defaults), still alternating the calls.
 
 bf16 (`--precisions bf16`) wraps both sides in CPU autocast; on CPUs without native bf16 that is
 10-25x slower than fp32 on both sides, so `--forward-batches 1` keeps such a run short.
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import multiprocessing as mp
 import os
 import sys
 import tempfile
@@ -41,10 +43,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from timing import endless, interleaved
+from timing import amp_context, endless, interleaved
 
 from vidgan.heap import keep_freed_memory
-from vidgan.models.g3an import G3ANConfig, G3ANGenerator, count_parameters
+from vidgan.models.g3an import G3ANConfig, G3ANGenerator
 
 FRAMES = 16
 SIZE = 64
@@ -155,6 +157,67 @@ class OurSide:
         self.tr.train_step(next(self.batches))
 
 
+def _sizes(G: torch.nn.Module, video_d: torch.nn.Module, image_d: torch.nn.Module) -> dict:
+    return {"G": _nparams(G), "video D": _nparams(video_d), "image D": _nparams(image_d)}
+
+
+def _build(kind: str, args: argparse.Namespace, amp: bool, keep_heap: bool) -> Any:
+    """Our side or the release's, with `.sizes` (parameters of G, video D, image D)."""
+    torch.manual_seed(0)
+    if kind == "ours":
+        ours = OurSide(args.batch, amp, args.reuse_fakes, keep_heap=keep_heap)
+        ours.sizes = _sizes(ours.G, ours.tr.Ds["video"], ours.tr.Ds["image"])
+        return ours
+    from vidgan.train.config import resolve_run_config
+
+    cfg = resolve_run_config(None, preset=PRESET, overrides=[]).model
+    off = OfficialSide(args.official, cfg, args.batch)
+    off.sizes = _sizes(off.G, off.VD, off.ID)
+    return off
+
+
+def _serve(conn: Any, kind: str, args: argparse.Namespace, amp: bool) -> None:
+    """Child process of `_Remote`: build one side, then run the calls the parent sends."""
+    torch.set_num_threads(args.threads)
+    side = _build(kind, args, amp, keep_heap=kind == "ours")  # the release: glibc's defaults
+    conn.send(side.sizes)
+    while (msg := conn.recv()) is not None:
+        with amp_context(amp):
+            side.forward(msg) if msg else side.step()
+        conn.send(True)
+
+
+class _Remote:
+    """One side in a process of its own, so that each has its own C heap policy (`--heap
+    shipped`); the parent still alternates the calls, and times each round trip."""
+
+    def __init__(self, kind: str, args: argparse.Namespace, amp: bool) -> None:
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child, kind, args, amp), daemon=True)
+        self.proc.start()
+        self.sizes = self.conn.recv()
+
+    def forward(self, videos: int) -> None:
+        self.conn.send(videos)
+        self.conn.recv()
+
+    def step(self) -> None:
+        self.conn.send(0)
+        self.conn.recv()
+
+    def close(self) -> None:
+        self.conn.send(None)
+        self.proc.join()
+
+
+def _sides(args: argparse.Namespace, amp: bool) -> dict[str, Any]:
+    kinds = ["ours"] + (["official"] if args.official is not None else [])
+    if args.heap == "shipped":
+        return {k: _Remote(k, args, amp) for k in kinds}
+    return {k: _build(k, args, amp, keep_heap=args.heap == "keep") for k in kinds}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--official", type=Path, help="checkout of github:wyhsirius/g3an-project")
@@ -171,10 +234,11 @@ def main() -> None:
     )
     p.add_argument(
         "--heap",
-        choices=["keep", "default"],
+        choices=["keep", "default", "shipped"],
         default="keep",
         help="keep: both sides with freed memory kept in the C heap, as `vidgan train` runs "
-        "(vidgan.heap); default: both sides on glibc's defaults",
+        "(vidgan.heap); default: both sides on glibc's defaults; shipped: each side in a "
+        "process of its own, ours keeping the heap, the release on glibc's defaults",
     )
     p.add_argument("--forward-batches", help="forward batches (default 1,BATCH; 0: none)")
     p.add_argument("--repeats", type=int, default=3)
@@ -183,23 +247,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.heap == "keep":
         keep_freed_memory()  # process-wide: the official side runs with it too
+    if args.heap == "shipped" and args.official is None:
+        raise SystemExit("--heap shipped compares with the release: give --official.")
     rows: list[dict[str, Any]] = []
     for prec in args.precisions.split(","):
         amp = prec == "bf16"
-        torch.manual_seed(0)
-        ours = OurSide(args.batch, amp, args.reuse_fakes, keep_heap=args.heap == "keep")
-        sides: dict[str, Any] = {"ours": ours}
-        if args.official is not None:
-            off = OfficialSide(args.official, ours.cfg, args.batch)
-            pairs = {"G": (ours.G, off.G), "video D": (ours.tr.Ds["video"], off.VD)}
-            pairs["image D"] = (ours.tr.Ds["image"], off.ID)
-            for what, (a, b) in pairs.items():  # the same architecture on both sides
-                if _nparams(a) != _nparams(b):
+        sides = _sides(args, amp)
+        if "official" in sides:
+            for what, n_ours in sides["ours"].sizes.items():  # the same architecture on both
+                if n_ours != sides["official"].sizes[what]:
                     raise SystemExit(
-                        f"{what} sizes differ (ours {_nparams(a)}, official {_nparams(b)})."
+                        f"{what} sizes differ (ours {n_ours}, "
+                        f"official {sides['official'].sizes[what]})."
                     )
-            sides["official"] = off
-        print(f"G parameters: {count_parameters(ours.G) / 1e6:.1f}M", flush=True)
+        print(f"G parameters: {sides['ours'].sizes['G'] / 1e6:.1f}M", flush=True)
         batches = args.forward_batches or f"1,{args.batch}"
         for videos in [int(v) for v in batches.split(",") if v and int(v) > 0]:  # 0: none
             fwd = interleaved(
@@ -219,6 +280,9 @@ def main() -> None:
             row.update({f"s_{k}": v for k, v in st.items()})
             rows.append(row)
             print(json.dumps(row), flush=True)
+        for side in sides.values():
+            if isinstance(side, _Remote):
+                side.close()
     print(f"\n{args.threads} thread(s), heap {args.heap}, torch {torch.__version__}")
     print("| what | precision | ours (s) | official (s) | official / ours | load |")
     print("|---|---|---:|---:|---:|---:|")
