@@ -28,12 +28,16 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import multiprocessing as mp
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+
+from vidgan.heap import keep_freed_memory
 
 
 def _decode(path: Path, size: int = 224) -> np.ndarray:
@@ -130,16 +134,20 @@ def _load_reference_i3d(args: argparse.Namespace) -> torch.jit.ScriptModule | No
         return torch.jit.load(str(path)).eval()
 
 
-def bench_speed(args: argparse.Namespace) -> None:
+def _runners(args: argparse.Namespace, names: list[str] | None = None) -> dict:
+    """The I3D extractors timed by `speed` (all, or those in `names`), as callables on clips."""
     from vidgan.metrics.detectors import I3DDetector
-    from vidgan.metrics.frechet import FeatureStats, stats_distance
     from vidgan.metrics.i3d import load_i3d
 
-    runners = {
-        "ours": I3DDetector(batch_size=args.batch),
-        "ours_unoptimised": I3DDetector(model=load_i3d(optimize=False), batch_size=args.batch),
-    }
-    ref = _load_reference_i3d(args)
+    want = names or ["ours", "ours_unoptimised", "stylegan_v_standin"]
+    runners: dict = {}
+    if "ours" in want:
+        runners["ours"] = I3DDetector(batch_size=args.batch)
+    if "ours_unoptimised" in want:
+        runners["ours_unoptimised"] = I3DDetector(
+            model=load_i3d(optimize=False), batch_size=args.batch
+        )
+    ref = _load_reference_i3d(args) if "stylegan_v_standin" in want else None
     if ref is not None:
 
         @torch.no_grad()
@@ -147,18 +155,69 @@ def bench_speed(args: argparse.Namespace) -> None:
             return ref(clips, rescale=True, resize=True, return_features=True)
 
         runners["stylegan_v_standin"] = run_ref
-    clips = torch.randint(0, 256, (args.clips, 3, 16, 224, 224), dtype=torch.uint8)
+    return runners
+
+
+def _speed_clips(args: argparse.Namespace) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (args.clips, 3, 16, 224, 224), dtype=torch.uint8, generator=gen)
+
+
+def _time_pass(run: Any, clips: torch.Tensor, batch: int) -> float:
+    t = time.perf_counter()
+    for s in range(0, len(clips), batch):
+        run(clips[s : s + batch])
+    return time.perf_counter() - t
+
+
+def _reply(conn: Any, fn: Any, args: tuple) -> None:
+    conn.send(fn(*args))
+
+
+def _in_own_process(fn: Any, *args: Any) -> Any:
+    """`fn(*args)` in a fresh spawned process (its own C heap; not a daemon, so that a
+    DataLoader inside may start workers), returning its result."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_reply, args=(child, fn, args))
+    proc.start()
+    out = parent.recv()
+    proc.join()
+    return out
+
+
+def _time_alone(args: argparse.Namespace, name: str) -> float:
+    """Child process of `--heap shipped`: one runner, one warm-up pass, `rounds` timed passes."""
+    torch.set_num_threads(args.threads)
+    if name.startswith("ours"):
+        keep_freed_memory()  # as `vidgan evaluate` runs on CPUs; the reference: glibc's defaults
+    run, clips = _runners(args, [name])[name], _speed_clips(args)
+    _time_pass(run, clips, args.batch)
+    return sum(_time_pass(run, clips, args.batch) for _ in range(args.rounds))
+
+
+def bench_speed(args: argparse.Namespace) -> None:
+    from vidgan.metrics.frechet import FeatureStats, stats_distance
+
     load0 = os.getloadavg()[0]
-    for run in runners.values():
-        run(clips[:1])  # warm-up
-    times = {k: 0.0 for k in runners}
-    for _ in range(args.rounds):
-        for name, run in runners.items():
-            t = time.perf_counter()
-            for s in range(0, args.clips, args.batch):
-                run(clips[s : s + args.batch])
-            times[name] += time.perf_counter() - t
+    if args.heap == "shipped":  # each runner in a process of its own, one after another
+        names = ["ours", "ours_unoptimised"] + (["stylegan_v_standin"] if args.reference else [])
+        times = {n: _in_own_process(_time_alone, args, n) for n in names}
+        runners = _runners(args, ["ours"]) if args.bf16 else {}  # for the bf16 rows below
+        ref = True if "stylegan_v_standin" in times else None
+    else:
+        runners = _runners(args)
+        ref = "stylegan_v_standin" in runners or None
+        clips = _speed_clips(args)
+        for run in runners.values():
+            run(clips[:1])  # warm-up
+        times = {k: 0.0 for k in runners}
+        for _ in range(args.rounds):
+            for name, run in runners.items():
+                times[name] += _time_pass(run, clips, args.batch)
+    clips = _speed_clips(args)
     out = {f"{k}_fp32_videos_per_s": args.clips * args.rounds / v for k, v in times.items()}
+    out["heap"] = args.heap
     if ref is not None:
         out["speedup_vs_stylegan_v_standin"] = times["stylegan_v_standin"] / times["ours"]
     if args.bf16:  # our detector keeps fp32 where bf16 is emulated (vidgan.precision)
@@ -252,10 +311,37 @@ def _stylegan_v_fvd(
     return frechet_video_distance.compute_fvd(opts, max_real=n, num_gen=n, num_frames=16)
 
 
-def bench_fvd(args: argparse.Namespace) -> None:
+def _fvd_run(
+    args: argparse.Namespace, side: str, real: Path, fake: Path, ref: Path | None
+) -> tuple[float, float]:
+    """Wall seconds and value of one FVD, real vs fake folders, by our pipeline or theirs."""
     import warnings
 
     from vidgan.metrics import compute_metric, open_data
+    from vidgan.metrics.fvd import METRICS
+
+    warnings.simplefilter("ignore")  # pin_memory without a GPU, deprecated jit API
+    torch.set_num_threads(args.threads)
+    if args.heap == "shipped" and side == "ours":
+        keep_freed_memory()  # as `vidgan evaluate` runs on CPUs; theirs: glibc's defaults
+    t = time.perf_counter()
+    if side == "stylegan_v":
+        value = _stylegan_v_fvd(Path(args.reference), ref, real, fake, args.clips, args.size)
+        return time.perf_counter() - t, value
+    protocol = METRICS.get("fvd2048_16f").protocol
+    result = compute_metric(
+        "fvd2048_16f",
+        real=open_data(real, protocol),
+        fake=open_data(fake, protocol),
+        overrides={"num_real": args.clips, "num_fake": args.clips},
+        batch_size=args.batch,
+        progress=False,
+    )
+    return time.perf_counter() - t, result["value"]
+
+
+def bench_fvd(args: argparse.Namespace) -> None:
+    import warnings
 
     warnings.simplefilter("ignore")  # pin_memory without a GPU, deprecated jit API
     work = Path(args.workdir)
@@ -265,31 +351,21 @@ def bench_fvd(args: argparse.Namespace) -> None:
     load0 = os.getloadavg()[0]
     runs: dict[str, list[float]] = {"ours": [], "stylegan_v": []}
     values: dict[str, list[float]] = {"ours": [], "stylegan_v": []}
+    sides = ["ours"] + (["stylegan_v"] if ref is not None else [])
     for _ in range(args.rounds):
-        t = time.perf_counter()
-        from vidgan.metrics.fvd import METRICS
-
-        protocol = METRICS.get("fvd2048_16f").protocol
-        result = compute_metric(
-            "fvd2048_16f",
-            real=open_data(real, protocol),
-            fake=open_data(fake, protocol),
-            overrides={"num_real": args.clips, "num_fake": args.clips},
-            batch_size=args.batch,
-            progress=False,
-        )
-        runs["ours"].append(time.perf_counter() - t)
-        values["ours"].append(result["value"])
-        if ref is not None:
-            t = time.perf_counter()
-            values["stylegan_v"].append(
-                _stylegan_v_fvd(Path(args.reference), ref, real, fake, args.clips, args.size)
-            )
-            runs["stylegan_v"].append(time.perf_counter() - t)
+        for side in sides:
+            job = (args, side, real, fake, ref)
+            if args.heap == "shipped":  # a fresh process per run, with the side's heap policy
+                seconds, value = _in_own_process(_fvd_run, *job)
+            else:
+                seconds, value = _fvd_run(*job)
+            runs[side].append(seconds)
+            values[side].append(value)
     out: dict = {
         "threads": torch.get_num_threads(),
         "clips_per_side": args.clips,
         "source_size": args.size,
+        "heap": args.heap,
         "load_before_after": [load0, os.getloadavg()[0]],
     }
     for k, v in runs.items():
@@ -350,8 +426,18 @@ def main() -> None:
     p.add_argument("--reference-i3d", help="stand-in TorchScript path (made when missing)")
     p.add_argument("--size", type=int, default=64, help="fvd: source frame size (to 224)")
     p.add_argument("--workdir", default="/tmp/vidgan-bench-metrics", help="generated data")
+    p.add_argument(
+        "--heap",
+        choices=["keep", "default", "shipped"],
+        default="keep",
+        help="keep / default: every side in this process with freed memory kept in the C heap "
+        "(vidgan.heap, as `vidgan evaluate` runs on CPUs) / on glibc's defaults; shipped: each "
+        "side in a process of its own, ours keeping the heap, the reference on glibc's defaults",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.heap == "keep":
+        keep_freed_memory()
     {"speed": bench_speed, "fvd": bench_fvd, "bias": bench_bias}[args.what](args)
 
 

@@ -508,3 +508,18 @@ def test_prefetch_keeps_order_raises_errors_and_stops_early():
 
     time.sleep(0.3)
     assert len(produced) < 10
+
+
+def test_evaluate_command_keeps_the_heap_on_cpu(tmp_path, monkeypatch, capsys):
+    """Detector batches remake the same activations: on the CPU the command keeps freed memory
+    in the C heap (vidgan.heap) before any data is read."""
+    import vidgan.heap
+    from vidgan.cli import main
+
+    calls: list[bool] = []
+    monkeypatch.setattr(vidgan.heap, "keep_freed_memory", lambda: calls.append(True) or True)
+    missing = str(tmp_path / "missing")
+    argv = ["evaluate", "--metric", "motion_spectrum_16f", "--real", missing, "--fake", missing]
+    assert main([*argv, "--device", "cpu", "--no-progress"]) == 2  # no such folder
+    assert "missing" in capsys.readouterr().err
+    assert calls == [True]

@@ -124,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
         raise VidganError("--preprocess applies to I3D metrics (fvd*, kvd*) only.")
     overrides = {name: getattr(args, name) for name, _, _ in _PROTOCOL_FLAGS}
     device = _pick_device(args.device)
+    if device.type == "cpu":
+        from vidgan.heap import keep_freed_memory
+
+        keep_freed_memory()  # the detectors remake the same activations every batch
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     generator = None
     if args.ckpt:
