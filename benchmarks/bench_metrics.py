@@ -201,13 +201,13 @@ def bench_speed(args: argparse.Namespace) -> None:
 
     load0 = os.getloadavg()[0]
     if args.heap == "shipped":  # each runner in a process of its own, one after another
-        names = ["ours", "ours_unoptimised"] + (["stylegan_v_standin"] if args.reference else [])
-        times = {n: _in_own_process(_time_alone, args, n) for n in names}
+        ref = ["stylegan_v_standin"] if _reference_i3d_path(args) is not None else []
+        times = {
+            n: _in_own_process(_time_alone, args, n) for n in ["ours", "ours_unoptimised", *ref]
+        }
         runners = _runners(args, ["ours"]) if args.bf16 else {}  # for the bf16 rows below
-        ref = True if "stylegan_v_standin" in times else None
     else:
         runners = _runners(args)
-        ref = "stylegan_v_standin" in runners or None
         clips = _speed_clips(args)
         for run in runners.values():
             run(clips[:1])  # warm-up
@@ -218,7 +218,7 @@ def bench_speed(args: argparse.Namespace) -> None:
     clips = _speed_clips(args)
     out = {f"{k}_fp32_videos_per_s": args.clips * args.rounds / v for k, v in times.items()}
     out["heap"] = args.heap
-    if ref is not None:
+    if "stylegan_v_standin" in times:
         out["speedup_vs_stylegan_v_standin"] = times["stylegan_v_standin"] / times["ours"]
     if args.bf16:  # our detector keeps fp32 where bf16 is emulated (vidgan.precision)
         from vidgan.precision import native_bf16

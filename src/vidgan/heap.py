@@ -65,13 +65,15 @@ def keep_freed_memory() -> bool:
 
     Why: a training step frees and remakes the same activation-sized tensors every step. Mapped
     afresh, each of their pages is faulted in again; on a VM that returns freed pages to its
-    host (Firecracker with free page reporting, as on our CI machines) a fault costs ~17 us,
-    and the G3AN paper-config fp32 step spent ~2.4 of its 11.1 s in them (1 thread, same
-    process before and after: 11.1 -> 8.7 s; benchmarks/README.md). Kept in the heap, the
+    host (Firecracker with free page reporting, as our development machines) a fault costs
+    ~17 us, and the G3AN paper-config fp32 step spent ~2.4 of its 11.1 s in them (1 thread,
+    same process before and after: 11.1 -> 8.7 s; benchmarks/README.md). Kept in the heap, the
     pages stay resident and are reused. The price is a higher resident peak (G3AN: 4.2 ->
     5.2 GB), and it is process-wide and permanent (memory freed later in the process stays
-    too, which undoes `steady_allocator`'s flat memory), so the Trainer calls it for CPU runs
-    and `train.keep_heap=false` turns it off. Returns False where the C library is not glibc.
+    too, which undoes `steady_allocator`'s flat memory), so only batch jobs call it: the
+    Trainer on CPUs (`train.keep_heap=false` turns it off) and `vidgan evaluate` on CPUs (I3D:
+    ~15-20% faster). Forked DataLoader workers inherit it. Returns False where the C library
+    is not glibc.
     """
     mallopt = _glibc("mallopt")
     if mallopt is None:
