@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from timing import amp_context, endless, interleaved
+from timing import add_heap_flag, amp_context, endless, interleaved
 
 from vidgan.heap import keep_freed_memory
 from vidgan.models.g3an import G3ANConfig, G3ANGenerator
@@ -183,7 +183,10 @@ def _serve(conn: Any, kind: str, args: argparse.Namespace, amp: bool) -> None:
     conn.send(side.sizes)
     while (msg := conn.recv()) is not None:
         with amp_context(amp):
-            side.forward(msg) if msg else side.step()
+            if msg:  # a number of videos: one G forward
+                side.forward(msg)
+            else:
+                side.step()
         conn.send(True)
 
 
@@ -232,14 +235,7 @@ def main() -> None:
         default="preset",
         help="our D step judges G's fakes (preset: yes, as the release)",
     )
-    p.add_argument(
-        "--heap",
-        choices=["keep", "default", "shipped"],
-        default="keep",
-        help="keep: both sides with freed memory kept in the C heap, as `vidgan train` runs "
-        "(vidgan.heap); default: both sides on glibc's defaults; shipped: each side in a "
-        "process of its own, ours keeping the heap, the release on glibc's defaults",
-    )
+    add_heap_flag(p, "`vidgan train`")
     p.add_argument("--forward-batches", help="forward batches (default 1,BATCH; 0: none)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", type=Path, help="also write the rows here")

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from timing import add_heap_flag
 
 from vidgan.heap import keep_freed_memory
 
@@ -426,14 +427,7 @@ def main() -> None:
     p.add_argument("--reference-i3d", help="stand-in TorchScript path (made when missing)")
     p.add_argument("--size", type=int, default=64, help="fvd: source frame size (to 224)")
     p.add_argument("--workdir", default="/tmp/vidgan-bench-metrics", help="generated data")
-    p.add_argument(
-        "--heap",
-        choices=["keep", "default", "shipped"],
-        default="keep",
-        help="keep / default: every side in this process with freed memory kept in the C heap "
-        "(vidgan.heap, as `vidgan evaluate` runs on CPUs) / on glibc's defaults; shipped: each "
-        "side in a process of its own, ours keeping the heap, the reference on glibc's defaults",
-    )
+    add_heap_flag(p, "`vidgan evaluate`")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.heap == "keep":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import statistics
 import time
@@ -37,3 +38,15 @@ def endless(batches: Iterable[Any]) -> Iterator[Any]:
     """Batches from `batches` forever, starting a new pass (new iterator) when one ends."""
     while True:
         yield from batches
+
+
+def add_heap_flag(p: argparse.ArgumentParser, ours_runs_as: str) -> None:
+    """`--heap keep|default|shipped`: the C heap policy of the sides (vidgan.heap)."""
+    p.add_argument(
+        "--heap",
+        choices=["keep", "default", "shipped"],
+        default="keep",
+        help=f"keep / default: both sides in this process with freed memory kept in the C heap "
+        f"(vidgan.heap, as {ours_runs_as} runs on CPUs) / on glibc's defaults; shipped: each "
+        "side in a process of its own, ours keeping the heap, the other on glibc's defaults",
+    )

@@ -1,13 +1,12 @@
 """`iter_video_chunks`: long videos piece by piece, equal to one-shot sampling, lazily rendered."""
 
 import platform
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from analytic_generator import AnalyticGenerator
+from child_runs import words_off_and_on
 from vidgan.config import from_dict, load_preset
 from vidgan.errors import VidganError
 from vidgan.models.registry import get_model
@@ -74,12 +73,6 @@ print(on, round(rss() - r0, 1))
 def test_steady_allocator_returns_freed_chunk_memory_to_the_os():
     """What keeps a long video's peak RSS equal to a short one's: with glibc's dynamic mmap
     threshold a freed 20 MB block stays resident after a larger one was freed; fixed, it goes."""
-    out = {}
-    for flag in ("0", "1"):
-        res = subprocess.run(
-            [sys.executable, "-c", _RETAINED, flag], capture_output=True, text=True, check=True
-        )
-        on, mb = res.stdout.split()
-        out[flag] = (on, float(mb))
+    out = {flag: (on, float(mb)) for flag, (on, mb) in words_off_and_on(_RETAINED).items()}
     assert out["0"][1] > 15  # the creep the fix removes (shows the test can fail)
     assert out["1"] == ("True", pytest.approx(0.0, abs=2))

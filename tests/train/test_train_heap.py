@@ -6,11 +6,11 @@ process (minor page faults over steady steps that make, write and free the same 
 """
 
 import platform
-import subprocess
-import sys
 
 import pytest
 from train_tiny import make_trainer
+
+from child_runs import words_off_and_on
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
@@ -37,13 +37,7 @@ print(on, faults() - f0)
 def test_keep_freed_memory_reuses_freed_pages():
     """Steady steps fault every page in again by default (all blocks are mapped afresh); with
     the heap kept, most blocks are served from pages already resident."""
-    out = {}
-    for flag in ("0", "1"):
-        res = subprocess.run(
-            [sys.executable, "-c", _REFAULTS, flag], capture_output=True, text=True, check=True
-        )
-        on, faults = res.stdout.split()
-        out[flag] = (on, int(faults))
+    out = {flag: (on, int(faults)) for flag, (on, faults) in words_off_and_on(_REFAULTS).items()}
     pages = 4 * (64 + 32 + 128 + 16 + 64) * 2**20 // 4096
     assert out["0"] == ("False", pytest.approx(pages, rel=0.1))
     assert out["1"][0] == "True"
