@@ -37,13 +37,12 @@ def _torch_defaults():
 def _glibc_defaults_in_test_processes():
     """Keep glibc's heap policy in the test workers: `vidgan.heap.keep_freed_memory` is
     process-wide and permanent, so one Trainer would change what every later test in the
-    worker measures (RSS probes). Its callers are replaced by a no-op here; its effect is tested
-    in child processes (tests/train/test_train_heap.py), which this does not reach."""
+    worker measures (RSS probes). It is replaced by a no-op here (its callers look it up in
+    `vidgan.heap`); its effect is tested in child processes (tests/train/test_train_heap.py),
+    which this does not reach."""
     import vidgan.heap
-    import vidgan.train.loop
 
     mp = pytest.MonkeyPatch()
-    for module in (vidgan.heap, vidgan.train.loop):
-        mp.setattr(module, "keep_freed_memory", lambda: False)
+    mp.setattr(vidgan.heap, "keep_freed_memory", lambda: False)
     yield
     mp.undo()

@@ -46,9 +46,9 @@ def test_keep_freed_memory_reuses_freed_pages():
 
 @pytest.mark.parametrize("keep", [True, False])
 def test_trainer_keeps_the_heap_on_cpu_unless_told_not_to(tmp_path, monkeypatch, keep):
-    import vidgan.train.loop as loop
+    import vidgan.heap
 
     calls: list[bool] = []
-    monkeypatch.setattr(loop, "keep_freed_memory", lambda: calls.append(True) or True)
+    monkeypatch.setattr(vidgan.heap, "keep_freed_memory", lambda: calls.append(True) or True)
     make_trainer(tmp_path, "train.device=cpu", f"train.keep_heap={str(keep).lower()}")
     assert calls == ([True] if keep else [])

@@ -37,10 +37,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from vidgan import __version__
+from vidgan import __version__, heap
 from vidgan.config import to_dict
 from vidgan.errors import CheckpointError, ConfigError, VidganError
-from vidgan.heap import keep_freed_memory
 from vidgan.models.base import VideoGenerator
 from vidgan.models.registry import ModelSpec, get_model
 from vidgan.precision import resolve_amp
@@ -212,7 +211,7 @@ class Trainer:
         self.env = env or init_distributed(self.cfg.device)
         self.device = self.env.device
         if self.cfg.keep_heap and self.device.type == "cpu":
-            keep_freed_memory()  # no page faults on each step's fresh activations
+            heap.keep_freed_memory()  # no page faults on each step's fresh activations
         self.resume_hint = resume_hint or f"add --resume auto (outdir {self.outdir})"
         self.progress = progress
         self._stop: str | None = None
