@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 #: /proc/cpuinfo flags that mean bf16 matrix/vector units (x86: AMX, AVX512-BF16; Arm: bf16).
@@ -90,40 +91,141 @@ def lowp_dtype(x: Tensor) -> torch.dtype | None:
     return None
 
 
-def unreliable_native_backward(args: tuple[Any, ...]) -> torch.dtype | None:
-    """The low-precision dtype of a CPU 3-D convolution (first tensor 5-D) that will be
-    differentiated while torch runs one thread, else None.
-
-    Why: PyTorch 2.13's native oneDNN bf16 kernels return NaN weight gradients for 3-D
-    convolutions at one thread on an AMX / AVX512-BF16 Xeon (e.g. conv3d of [1, 128, 4, 32, 32]
-    with a 3x3x3 kernel, conv_transpose3d of [8, 128, 1, 32, 32] with (1, 4, 4); finite at 2, 3,
-    4 and 8 threads; benchmarks/README.md), which ended G3AN and FMR bf16 training at step 0.
-    One thread is also what torchrun gives each process by default. Such convolutions take the
-    fp32-kernel path of `emulated_lowp`: the same bf16-rounded numbers, finite gradients.
-    """
-    tensors = [a for a in args if isinstance(a, Tensor)]
-    if not tensors or tensors[0].dim() != 5 or not torch.is_grad_enabled():
-        return None
-    if torch.get_num_threads() != 1:
-        return None
-    if not any(t.requires_grad for t in tensors):
-        return None
-    return lowp_dtype(tensors[0])
-
-
 def emulated_lowp(fn: Callable[..., Tensor], *args: Any, **kwargs: Any) -> Tensor:
     """fn(*args, **kwargs); in bf16/fp16 (judged from the first tensor argument) on a CPU without
     native kernels for it, the floating tensor arguments are rounded to that dtype, fn runs its
     fp32 kernel (fp32 accumulation, as native bf16 kernels do) and the result is rounded back,
-    instead of the 10-100x slower reference loops (also in backward). For convolutions, GEMMs.
-    Differentiated 3-D convolutions at one thread take this path on every CPU, native kernels or
-    not (`unreliable_native_backward`)."""
+    instead of the 10-100x slower reference loops (also in backward). For convolutions, GEMMs;
+    3-D convolutions go through `conv3d` / `conv_transpose3d` instead."""
     first = next(a for a in args if isinstance(a, Tensor))
-    dt = slow_lowp_dtype(first) or unreliable_native_backward(args)
+    dt = slow_lowp_dtype(first)
     if dt is None:
         return fn(*args, **kwargs)
+    return _on_fp32_kernels(fn, dt, *args, **kwargs)
+
+
+def _on_fp32_kernels(fn: Callable[..., Tensor], dt: torch.dtype, *args: Any, **kw: Any) -> Tensor:
+    """fn on the fp32 kernels with its floating tensor arguments rounded to dt, output in dt."""
     args = tuple(
         a.to(dt).float() if isinstance(a, Tensor) and a.is_floating_point() else a for a in args
     )
     with torch.autocast("cpu", enabled=False):
-        return fn(*args, **kwargs).to(dt)
+        return fn(*args, **kw).to(dt)
+
+
+# --- 3-D convolutions in bf16 on CPUs with native kernels --------------------------------------
+
+_Ints = int | tuple[int, ...]
+
+
+def _triple(v: _Ints) -> list[int]:
+    return [v] * 3 if isinstance(v, int) else list(v)
+
+
+def conv3d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: _Ints = 1,
+    padding: _Ints = 0,
+    dilation: _Ints = 1,
+    groups: int = 1,
+) -> Tensor:
+    """`F.conv3d` (numeric padding), with the low-precision CPU routes of `lowp_conv_route`."""
+    route = lowp_conv_route(x, weight, bias)
+    if route is None:
+        return F.conv3d(x, weight, bias, stride, padding, dilation, groups)
+    params = (_triple(stride), _triple(padding), _triple(dilation), False, [0, 0, 0], groups)
+    return route(x, weight, bias, params)
+
+
+def conv_transpose3d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: _Ints = 1,
+    padding: _Ints = 0,
+    output_padding: _Ints = 0,
+    groups: int = 1,
+    dilation: _Ints = 1,
+) -> Tensor:
+    """`F.conv_transpose3d`, with the low-precision CPU routes of `lowp_conv_route`."""
+    route = lowp_conv_route(x, weight, bias)
+    if route is None:
+        return F.conv_transpose3d(
+            x, weight, bias, stride, padding, output_padding, groups, dilation
+        )
+    out_pad = _triple(output_padding)
+    params = (_triple(stride), _triple(padding), _triple(dilation), True, out_pad, groups)
+    return route(x, weight, bias, params)
+
+
+_Route = Callable[[Tensor, Tensor, "Tensor | None", tuple], Tensor]
+
+
+def lowp_conv_route(x: Tensor, weight: Tensor, bias: Tensor | None) -> _Route | None:
+    """How a CPU 3-D convolution in bf16/fp16 (x's own dtype or autocast's) must run, as a
+    function of (x, weight, bias, aten.convolution's other arguments); None = the plain op.
+
+    - Without native kernels: `emulated_lowp`'s fp32 kernels on rounded operands.
+    - With native kernels, when differentiated: the native forward and input gradient, and the
+      weight and bias gradients from fp32 kernels on the same rounded operands
+      (`_NativeLowpConv`). Why: PyTorch 2.13's native bf16 3-D weight gradients are unusable on
+      an AMX Xeon. At one thread some are NaN (conv3d of [1, 128, 4, 32, 32] with 3x3x3
+      weights, conv_transpose3d of [8, 128, 1, 32, 32] with (1, 4, 4)); at two threads some
+      never finish (conv3d 512 -> 512, 3x3x3, stride 2 on [1, 512, 6, 65, 65]: over 5 minutes;
+      0.07 s on [1, 512, 10, 49, 49]), which stalled the fmr-paper-256 bf16 training step.
+    """
+    if x.device.type != "cpu":
+        return None
+    slow = slow_lowp_dtype(x)
+    if slow is not None:
+        return lambda *a: _on_fp32_kernels(torch.ops.aten.convolution, slow, *a[:3], *a[3])
+    dt = lowp_dtype(x)
+    tensors = (x, weight) if bias is None else (x, weight, bias)
+    if dt is None or not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors):
+        return None
+    return lambda *a: _NativeLowpConv.apply(*a, dt)
+
+
+class _NativeLowpConv(torch.autograd.Function):
+    """A low-precision convolution whose weight and bias gradients come from fp32 kernels on the
+    rounded operands (fp32 accumulation, as the native kernels would); see `lowp_convolution`."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, params: tuple, dt: torch.dtype
+    ) -> Tensor:
+        with torch.autocast("cpu", enabled=False):
+            xl, wl = x.to(dt), weight.to(dt)
+            bl = None if bias is None else bias.to(dt)
+            y = torch.ops.aten.convolution(xl, wl, bl, *params)
+        ctx.save_for_backward(xl, wl)
+        ctx.params, ctx.dtypes = params, (x.dtype, weight.dtype)
+        ctx.bias_shape = None if bias is None else list(bias.shape)
+        ctx.bias_dtype = None if bias is None else bias.dtype
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, gy: Tensor) -> tuple[Tensor | None, ...]:
+        xl, wl = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        gx = gw = gb = None
+        with torch.autocast("cpu", enabled=False):
+            gy = gy.to(xl.dtype)
+            if need_x:
+                gx = torch.ops.aten.convolution_backward(
+                    gy, xl, wl, None, *ctx.params, [True, False, False]
+                )[0].to(ctx.dtypes[0])
+            if need_w or need_b:
+                _, gw, gb = torch.ops.aten.convolution_backward(
+                    gy.float(),
+                    xl.float(),
+                    wl.float(),
+                    ctx.bias_shape,
+                    *ctx.params,
+                    [False, need_w, need_b],
+                )
+                gw = None if gw is None else gw.to(ctx.dtypes[1])
+                gb = None if gb is None else gb.to(ctx.bias_dtype)
+        return gx, gw, gb, None, None

@@ -91,38 +91,96 @@ def test_equal_convs_use_the_emulation_exactly():
     assert torch.equal(y2, e2) and torch.equal(y3, e3)
 
 
-def test_differentiated_3d_convs_use_fp32_kernels_even_with_native_bf16():
-    """Native bf16 3-D conv weight gradients can be NaN (PyTorch 2.13, AMX Xeon, 1 thread): with
-    native kernels present, a differentiated 3-D conv at one thread still takes the emulated
-    path (its exact numbers), while 2-D convs, inference and more threads keep the native
-    kernels."""
+def _lin(y):
+    return torch.linspace(-1, 1, y.numel()).view_as(y)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(
+    ("conv", "xs", "ws", "kw"),
+    [
+        (prec.conv3d, (2, 4, 3, 6, 6), (3, 4, 3, 3, 3), {"padding": 1}),
+        (prec.conv3d, (1, 4, 5, 7, 7), (3, 4, 3, 3, 3), {"stride": 2}),
+        (
+            prec.conv_transpose3d,
+            (2, 4, 2, 5, 5),
+            (4, 3, 1, 4, 4),
+            {"stride": (1, 2, 2), "padding": (0, 1, 1)},
+        ),
+        (
+            prec.conv_transpose3d,
+            (1, 4, 3, 4, 4),
+            (4, 3, 3, 3, 3),
+            {"stride": 2, "padding": 1, "output_padding": 1},
+        ),
+    ],
+)
+def test_native_bf16_3d_conv_takes_its_weight_gradient_from_fp32_kernels(conv, xs, ws, kw, threads):
+    """With native bf16 kernels, a differentiated 3-D conv keeps the native forward and input
+    gradient and takes its weight and bias gradients from fp32 kernels on the bf16-rounded
+    operands (native bf16 weight gradients are NaN or never finish for some shapes; see
+    `lowp_conv_route`). Checked against the plain ops, at one and two threads."""
     prec._NATIVE[BF16] = True
-    torch.manual_seed(0)
-    x = torch.randn(2, 4, 3, 6, 6, requires_grad=True)
-    w = (torch.randn(3, 4, 3, 3, 3) * 0.2).requires_grad_(True)
-    r = lambda t: t.detach().to(BF16).float()  # noqa: E731
-    threads = torch.get_num_threads()
+    plain = F.conv3d if conv is prec.conv3d else F.conv_transpose3d
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(xs, generator=g).requires_grad_(True)
+    w = (torch.randn(ws, generator=g) * 0.2).requires_grad_(True)
+    b = torch.randn(ws[1] if conv is prec.conv_transpose3d else ws[0], generator=g)
+    b.requires_grad_(True)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
-        torch.set_num_threads(1)
         with torch.autocast("cpu", dtype=BF16):
-            y = emulated_lowp(F.conv3d, x, w, None, padding=1)
-            assert prec.unreliable_native_backward((x, w)) == BF16
-            assert prec.unreliable_native_backward((x.flatten(3), w[..., 0])) is None  # 2-D
-            with torch.no_grad():
-                assert prec.unreliable_native_backward((x, w)) is None  # inference
-            torch.set_num_threads(2)
-            assert prec.unreliable_native_backward((x, w)) is None  # more threads
-        assert prec.unreliable_native_backward((x, w)) is None  # fp32 outside autocast
+            assert prec.lowp_conv_route(x, w, b) is not None
+            y = conv(x, w, b, **kw)
+            ref = plain(x, w, b, **kw)  # autocast's own (native) conv
+        y.float().mul(_lin(y)).sum().backward()
     finally:
-        torch.set_num_threads(threads)
-    assert torch.equal(y, F.conv3d(r(x), r(w), None, padding=1).to(BF16))
-    y.float().sum().backward()
+        torch.set_num_threads(saved)
+    assert y.dtype == BF16 and torch.equal(y, ref)
+    gy = _lin(y).to(BF16)
+    r = lambda t: t.detach().to(BF16)  # noqa: E731
+    xr, wr, br = r(x).requires_grad_(True), r(w).requires_grad_(True), r(b)
+    plain(xr, wr, br, **kw).backward(gy)  # plain bf16 input gradient
+    assert x.grad.dtype == torch.float32 and torch.equal(x.grad, xr.grad.float())
+    x32, w32, b32 = (r(t).float().requires_grad_(True) for t in (x, w, b))
+    plain(x32, w32, b32, **kw).backward(gy.float())  # fp32 weight and bias gradients
     assert torch.isfinite(w.grad).all() and w.grad.abs().sum() > 0
+    torch.testing.assert_close(w.grad, w32.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(b.grad, b32.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_3d_conv_route_only_for_differentiated_low_precision_cpu_convs():
+    prec._NATIVE[BF16] = True
+    x = torch.randn(1, 2, 3, 4, 4)
+    w = torch.randn(3, 2, 1, 1, 1, requires_grad=True)
+    assert prec.lowp_conv_route(x, w, None) is None  # fp32 outside autocast
+    with torch.autocast("cpu", dtype=BF16):
+        assert prec.lowp_conv_route(x, w, None) is not None
+        assert prec.lowp_conv_route(x, w.detach(), None) is None  # nothing to differentiate
+        with torch.no_grad():
+            assert prec.lowp_conv_route(x, w, None) is None  # inference
+        y = prec.conv3d(x, w.detach())
+        assert y.dtype == BF16 and torch.equal(y, F.conv3d(x, w.detach()))
+    prec._NATIVE[BF16] = False  # no native kernels: every bf16 conv is emulated
+    assert prec.lowp_conv_route(x.to(BF16), w.detach().to(BF16), None) is not None
+
+
+def test_only_the_input_gradient_when_weights_are_frozen():
+    prec._NATIVE[BF16] = True
+    x = torch.randn(1, 2, 3, 5, 5, requires_grad=True)
+    w = torch.randn(3, 2, 3, 3, 3)
+    with torch.autocast("cpu", dtype=BF16):
+        prec.conv3d(x, w, padding=1).float().sum().backward()
+    xr = x.detach().to(BF16).requires_grad_(True)
+    F.conv3d(xr, w.to(BF16), padding=1).backward(torch.ones(1, 3, 3, 5, 5, dtype=BF16))
+    assert torch.equal(x.grad, xr.grad.float())
 
 
 def test_3d_conv_weight_gradient_is_finite_at_one_thread_in_bf16():
-    """The shape that returned NaN weight gradients through the native kernel (G3AN appearance
-    stream, 1 thread): finite and within bf16 rounding of fp32 through `emulated_lowp`."""
+    """The shape whose native bf16 weight gradient is NaN at one thread (G3AN appearance stream):
+    finite and within bf16 rounding of fp32 through `conv_transpose3d`."""
+    prec._NATIVE[BF16] = True
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -130,7 +188,7 @@ def test_3d_conv_weight_gradient_is_finite_at_one_thread_in_bf16():
         x = torch.randn(2, 128, 1, 32, 32, generator=g)
         w = torch.randn(128, 64, 1, 4, 4, generator=g) * 0.05
         kw = {"stride": (1, 2, 2), "padding": (0, 1, 1)}
-        _, _, gw = _run(F.conv_transpose3d, x, w, False, **kw)  # native kernels where present
+        _, _, gw = _run(prec.conv_transpose3d, x, w, False, **kw)
         wf = w.clone().requires_grad_(True)
         yf = F.conv_transpose3d(x, wf, None, **kw)
         (yf * torch.linspace(-1, 1, yf.numel()).view_as(yf)).sum().backward()

@@ -62,7 +62,7 @@ from torch import Tensor, nn
 from vidgan.errors import ConfigError, VidganError
 from vidgan.models.base import Latents, VideoGenerator, check_shape, expand_times
 from vidgan.models.registry import ModelSpec, register_model
-from vidgan.precision import emulated_lowp, slow_lowp_dtype
+from vidgan.precision import conv3d, conv_transpose3d, emulated_lowp, slow_lowp_dtype
 
 Mode = Literal["1p2d", "2p1d", "3d"]
 Layout = Literal["release", "intended"]
@@ -245,6 +245,8 @@ class SNConv3d(_SpectralNorm, nn.Conv3d):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if self.padding_mode != "zeros" or isinstance(self.padding, str):
+            raise ValueError("SNConv3d takes numeric zero padding only")
         self._init_spectral_norm(0)
         # a purely temporal (k, 1, 1) kernel runs as a 2-D (k, 1) conv on [B, C, T, H*W] (a
         # free view): at one thread PyTorch sends (k, 1, 1) kernels to its slow reference 3-D
@@ -265,7 +267,7 @@ class SNConv3d(_SpectralNorm, nn.Conv3d):
             stride, pad = (self.stride[0], 1), (self.padding[0], 0)
             y = emulated_lowp(F.conv2d, x.flatten(3), weight[..., 0], self.bias, stride, pad)
             return y.unflatten(3, x.shape[3:])  # (B, O, T', H*W) -> (B, O, T', H, W)
-        return emulated_lowp(self._conv_forward, x, weight, self.bias)
+        return conv3d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class SNConvTranspose3d(_SpectralNorm, nn.ConvTranspose3d):
@@ -280,7 +282,7 @@ class SNConvTranspose3d(_SpectralNorm, nn.ConvTranspose3d):
         weight = self.normalized_weight()
         if self.kernel_size[0] == 1 and self.kernel_size[1] > 1 and _channels_last_pays(x, weight):
             return _ChannelsLastConvTranspose3d.apply(x, weight, self.bias, args)
-        return emulated_lowp(F.conv_transpose3d, x, weight, self.bias, *args)
+        return conv_transpose3d(x, weight, self.bias, *args)
 
 
 CL_MIN_ELEMENTS = 1 << 20  # inputs from here on take the channels-last transposed conv

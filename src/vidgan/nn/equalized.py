@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidgan.precision import emulated_lowp
+from vidgan.precision import conv3d, emulated_lowp
 
 SQRT2 = math.sqrt(2.0)
 
@@ -139,4 +139,4 @@ class EqualConv3d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.weight * self.scale
-        return emulated_lowp(F.conv3d, x, w, self.bias, stride=self.stride, padding=self.padding)
+        return conv3d(x, w, self.bias, self.stride, self.padding)
