@@ -132,3 +132,45 @@ def test_time_shift_as_a_weight_rotation_equals_shifted_features():
     e = 7
     pair = lambda m: m[..., :e] ** 2 + m[..., e:] ** 2  # noqa: E731
     torch.testing.assert_close(pair(rotated), pair(weight)[:, None].expand_as(pair(rotated)))
+
+
+def _channel_major(G, w, z_m, t, coords):
+    """The autograd render path (a trace forces it), frames `[B, T, 3, H, W]`."""
+    content = G.prepare(w, z_m)
+    return G.synthesis.render(content, t, coords, trace={})
+
+
+def test_inference_path_in_bf16_is_as_close_to_fp32_as_the_autograd_path(G):
+    """Under bf16 autocast the pixel-major inference path (fused oneDNN linears) and the autograd
+    path round differently; both stay within bf16 error of fp32, and the inference path is no
+    further from fp32 than twice the autograd path's error."""
+    w, z_m, t = _inputs()
+    coords = CoordGrid(64)
+    with torch.no_grad():
+        ref = G.synthesis.render(G.prepare(w, z_m), t, coords)  # fp32, pixel path
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = G.synthesis.render(G.prepare(w, z_m), t, coords)
+            slow = _channel_major(G, w, z_m, t, coords)
+            assert isinstance(G.prepare(w, z_m).convs[0][0], torch.Tensor)
+            assert G.prepare(w, z_m).convs[0][0].dtype == torch.float32  # styles stay fp32
+    assert fast.dtype == torch.bfloat16
+    scale = ref.abs().max()
+    err_fast = (fast.float() - ref).abs().max() / scale
+    err_slow = (slow.float() - ref).abs().max() / scale
+    assert err_fast < 0.03 and err_slow < 0.03
+    assert err_fast <= 2 * err_slow + 1e-3
+
+
+def test_frame_groups_do_not_change_the_frames(G, monkeypatch):
+    """Inference renders frames in groups of `PIXEL_GROUP` pixels: one frame per group and all
+    frames at once give the same video."""
+    w, z_m, t = _inputs(n_t=5)
+    coords = CoordGrid(32)
+    with torch.no_grad():
+        monkeypatch.setattr(type(G.synthesis), "PIXEL_GROUP", 1)
+        one = G.synthesize(w, z_m, t, coords=coords)
+        monkeypatch.setattr(type(G.synthesis), "PIXEL_GROUP", 1 << 30)
+        whole = G.synthesize(w, z_m, t, coords=coords)
+        channel = _channel_major(G, w, z_m, t, coords).permute(0, 2, 1, 3, 4)
+    torch.testing.assert_close(one, whole, atol=TOL, rtol=0)  # GEMM blocking may differ
+    torch.testing.assert_close(whole, channel, atol=TOL, rtol=0)

@@ -51,6 +51,29 @@ def test_equal_linear_effective_weight_and_lr_mul():
     torch.testing.assert_close(act(x[None])[0], want)
 
 
+def test_equal_linear_scales_the_product_with_the_weight_scaled_result_and_gradients():
+    """The run-time scale multiplies the product (no scaled copy of a large weight): the result
+    and gradients are those of x (s W)^T + b."""
+    torch.manual_seed(1)
+    for act in (None, "lrelu"):
+        lin = EqualLinear(16, 40, lr_mul=0.1, activation=act)
+        lin.bias.data.normal_()
+        for rows in (3, 64):
+            x = torch.randn(rows, 16, requires_grad=True)
+            got = lin(x)
+            g = torch.linspace(-1, 1, got.numel()).view_as(got)
+            gx, gw = torch.autograd.grad(got, (x, lin.weight), g)
+            w = lin.weight.detach().clone().requires_grad_(True)
+            x2 = x.detach().clone().requires_grad_(True)
+            want = x2 @ (w * lin.scale).T + lin.bias.detach() * 0.1
+            if act:
+                want = F.leaky_relu(want, 0.2) * math.sqrt(2)
+            wx, ww = torch.autograd.grad(want, (x2, w), g)
+            torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(gx, wx, atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(gw, ww, atol=1e-6, rtol=1e-5)
+
+
 def test_equal_conv_scales():
     conv = EqualConv2d(4, 6, 3, padding=1)
     conv.bias.data.normal_()

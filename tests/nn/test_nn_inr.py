@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -13,6 +14,11 @@ from vidgan.nn.inr import (
     ModulatedToRGB,
     TemporalFourierFeatures,
     coordinate_grid,
+    linear_act,
+    pixel_add_upsampled_,
+    pixel_features,
+    pixel_frames_layer,
+    pixel_layer,
     upsample_nearest,
 )
 
@@ -99,3 +105,66 @@ def test_projection_commutes_with_nearest_upsampling():
     want = layer.project(weight, torch.cat([upsample_nearest(x_low, 4), extra], dim=2))
     got = layer.project_upsampled(weight, x_low, 4, extra)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+# --- pixel-major inference ops -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("lrelu", [True, False])
+def test_fused_linear_matches_linear_then_lrelu(dtype, lrelu):
+    """oneDNN's fused bias + lrelu (CPUs) against F.linear then leaky_relu in float64, within
+    the dtype's rounding (bf16: one rounding of the output, 8 bits)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 64, generator=g).to(dtype)
+    w, b = torch.randn(48, 64, generator=g) * 0.2, torch.randn(48, generator=g)
+    want = F.linear(x.double(), w.to(dtype).double(), b.to(dtype).double())
+    want = F.leaky_relu(want, 0.2) if lrelu else want
+    got = linear_act(x, w, b, lrelu=lrelu)
+    assert got.dtype == dtype and got.shape == (300, 48)
+    tol = 1e-5 if dtype == torch.float32 else 8e-3
+    assert (got.double() - want).abs().max() <= tol * want.abs().max()
+    assert (want < 0).any()  # the negative slope was exercised
+
+
+def test_pixel_layers_equal_the_channel_major_projection():
+    """The pixel-major ops compute FMMLinear's sums: per-video layers, per-frame weights on
+    time-free features, and the upsampled-coarse accumulation."""
+    torch.manual_seed(5)
+    layer = FMMLinear(6 + 4, 5, w_dim=3, rank=2)
+    layer.bias.data.normal_()
+    weight = layer.modulate(torch.randn(2, 3)).detach()
+    x_low = torch.randn(2, 3, 6, 16)  # (B, T, C, 4x4)
+    extra = torch.randn(2, 3, 4, 64)  # (B, T, C, 8x8)
+    with torch.no_grad():
+        want = layer.project(weight, torch.cat([upsample_nearest(x_low, 4), extra], dim=2))
+        pm = lambda t: t.transpose(-1, -2).contiguous()  # noqa: E731  (.., C, P) -> (.., P, C)
+        s2 = math.sqrt(2)
+        # per-video layer on the concatenated input
+        full = torch.cat([upsample_nearest(x_low, 4), extra], dim=2)
+        got = pixel_layer(pm(full), weight * s2, layer.bias * s2, lrelu=True)
+        torch.testing.assert_close(got, pm(want), atol=1e-5, rtol=1e-5)
+        # per-frame weights on frame-independent features, the coarse part added upsampled
+        feats = torch.randn(2, 64, 4)  # (B, P, C_e), time-free
+        w_frames = torch.randn(2, 3, 5, 4)  # (B, T, C_out, C_e)
+        coarse = pixel_layer(pm(x_low), weight[:, :, :6] * s2, layer.bias * s2, lrelu=False)
+        y = pixel_frames_layer(feats, w_frames, coarse, 4)
+        ref = torch.einsum("bpe,btoe->btpo", feats, w_frames)
+        ref = pixel_add_upsampled_(ref.clone(), coarse, 4)
+        torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+        up = pm(upsample_nearest(coarse.transpose(-1, -2), 4))
+        torch.testing.assert_close(ref - torch.einsum("bpe,btoe->btpo", feats, w_frames), up)
+        torch.testing.assert_close(pixel_frames_layer(feats, w_frames), ref - up, atol=1e-5, rtol=0)
+
+
+def test_pixel_features_are_the_content_features_transposed():
+    torch.manual_seed(6)
+    f = TemporalFourierFeatures(w_dim=8, motion_dim=8, emb_size=7)
+    with torch.no_grad():
+        freqs, phase = f.content(torch.randn(2, 8))
+        spatial = f.spatial_phase(freqs, coordinate_grid(5))
+        want = f.content_features(spatial, phase).transpose(1, 2)
+        torch.testing.assert_close(pixel_features(spatial, phase, torch.float32), want)
+        got16 = pixel_features(spatial, phase, torch.bfloat16)
+    assert got16.dtype == torch.bfloat16
+    torch.testing.assert_close(got16.float(), want, atol=4e-3, rtol=0)

@@ -36,6 +36,10 @@ from vidgan.nn.inr import (
     ModulatedToRGB,
     TemporalFourierFeatures,
     add_upsampled_,
+    pixel_add_upsampled_,
+    pixel_features,
+    pixel_frames_layer,
+    pixel_layer,
 )
 from vidgan.nn.stylegan2 import minibatch_stddev
 from vidgan.nn.upfirdn import make_kernel, upfirdn2d
@@ -314,7 +318,12 @@ class DIGANSynthesis(nn.Module):
 
         trace: if a dict, receives `{block}.fourier` `[B, T, 2E, n*n]` and `{block}.img`
         `[B, T, 3, n*n]` (the running RGB skip sum) for inspection and parity tests.
+
+        Without autograd (and without a trace) the frames come from `_render_pixels`, the same
+        sums in a layout that fuses and vectorises better.
         """
+        if trace is None and not self._needs_grad(content, t):
+            return self._render_pixels(content, t, coords)
         b, n_t = t.shape
         x = img = None
         prev = None
@@ -361,6 +370,109 @@ class DIGANSynthesis(nn.Module):
                 trace[f"{name}.img"] = img
             prev = n
         return img.reshape(b, n_t, img.shape[2], prev, prev)  # (B, T, 3, H, W)
+
+    def _needs_grad(self, content: VideoContent, t: Tensor) -> bool:
+        """Whether a render must record autograd (content, times or parameters need grad)."""
+        if not torch.is_grad_enabled():
+            return False
+        tensors = [t, *content.torgb, *(w for ws in content.convs for w in ws)]
+        tensors += [x for fuser in content.fusers if fuser is not None for x in fuser]
+        return any(x.requires_grad for x in tensors) or any(
+            p.requires_grad for p in self.parameters()
+        )
+
+    #: pixels (frames x height x width) one inference pass renders at once: bounds the working
+    #: set, so activations come from glibc's heap instead of fresh page-faulted mappings
+    PIXEL_GROUP = 1 << 14
+
+    def _render_pixels(self, content: VideoContent, t: Tensor, coords: CoordGrid) -> Tensor:
+        """`render` for inference, with maps kept as `[B, T, P, C]` (vidgan.nn.inr, pixel-major
+        inference): every 1x1 layer is one GEMM with its bias and lrelu fused on CPUs, and the
+        upsampled skips are added along contiguous channels. Same sums as `render`, in the
+        autocast dtype if autocast is on (the small per-video work stays in fp32). Frames go in
+        groups of `PIXEL_GROUP` pixels; weights are scaled and cast once per call."""
+        dev = t.device.type
+        auto = torch.is_autocast_enabled(dev)
+        dt = torch.get_autocast_dtype(dev) if auto else content.convs[0][0].dtype
+        per = max(1, self.PIXEL_GROUP // coords.size**2)
+        with torch.autocast(dev, enabled=False):
+            plan = self._pixel_plan(content, coords, dt)
+            parts = [
+                self._render_pixel_group(plan, t[:, i : i + per]) for i in range(0, t.shape[1], per)
+            ]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+    def _pixel_plan(
+        self, content: VideoContent, coords: CoordGrid, dt: torch.dtype
+    ) -> list[_PixelBlock]:
+        """The time-free inputs of `_render_pixel_group`, per block."""
+        plan = []
+        for name, n, fuser, conv_w, rgb_w in zip(
+            self.block_names, self.stage_sizes(coords.size), content.fusers, content.convs,
+            content.torgb,
+        ):  # fmt: skip
+            block = getattr(self, name)
+            convs = [(w * SQRT2, c.bias * SQRT2) for c, w in zip(block.convs(), conv_w)]
+            if block.up and fuser is None:
+                raise VidganError(f"{name} upsamples but has no coordinate fuser.")
+            p = _PixelBlock(n=n, up=block.up, rgb=(rgb_w.to(dt), block.torgb.bias.to(dt)))
+            if fuser is not None:
+                f = block.coord_fuser
+                freqs, phase, code = (v.float() for v in fuser)
+                spatial = f.spatial_phase(freqs, coords.stage(n).to(freqs.device))
+                p.fourier = (f, spatial, phase, code, pixel_features(spatial, phase, dt))
+                (w0, b0), *convs = convs
+                cx = w0.shape[2] - f.out_channels  # channels of the previous block's output
+                p.first = (w0[:, :, :cx].to(dt), w0[:, :, cx:], b0.to(dt))
+            p.layers = [(w.to(dt), b.to(dt)) for w, b in convs]
+            plan.append(p)
+        return plan
+
+    @staticmethod
+    def _render_pixel_group(plan: list[_PixelBlock], t: Tensor) -> Tensor:
+        """Frames `[B, T, 3, H, W]` of one group of times (`_render_pixels`)."""
+        b, n_t = t.shape
+        x = img = None
+        prev = 0
+        for p in plan:
+            if p.fourier is not None:
+                f, spatial, phase, code, base = p.fourier
+                w_x, w_f, bias = p.first
+                shift = f.phase_shift(code, t.float())  # (B, T, E)
+                w_rot = f.rotate_weight(w_f, shift)  # (B, T, C, 2E)
+                if p.up:  # the x part at the coarse size, bias included, then the new features
+                    coarse = pixel_layer(x, w_x, bias, lrelu=False)
+                    x = F.leaky_relu_(pixel_frames_layer(base, w_rot, coarse, prev), 0.2)
+                elif x is None:  # the input block: coordinates alone
+                    x = F.leaky_relu_(pixel_frames_layer(base, w_rot).add_(bias), 0.2)
+                else:
+                    feats = f.features(spatial, phase, shift).transpose(2, 3).to(base.dtype)
+                    w0 = torch.cat([w_x, w_f.to(w_x.dtype)], 2)
+                    x = pixel_layer(torch.cat([x, feats], 3), w0, bias, lrelu=True)
+            for weight, bias in p.layers:
+                x = pixel_layer(x, weight, bias, lrelu=True)
+            rgb = pixel_layer(x, *p.rgb, lrelu=False)  # (B, T, n*n, 3)
+            if img is None:
+                img = rgb
+            elif p.up:
+                img = pixel_add_upsampled_(rgb, img, prev)
+            else:
+                img = rgb.add_(img)
+            prev = p.n
+        return img.view(b, n_t, prev, prev, -1).permute(0, 1, 4, 2, 3)  # (B, T, 3, H, W)
+
+
+@dataclass
+class _PixelBlock:
+    """One block's time-free inputs to `DIGANSynthesis._render_pixel_group`."""
+
+    n: int  # pixels per side
+    up: bool
+    rgb: tuple[Tensor, Tensor]  # ToRGB weight [B, 3, C] and bias
+    # fuser, spatial phase [B,E,P], phase [B,E], motion code [B,E], features [B,P,2E]
+    fourier: tuple[TemporalFourierFeatures, Tensor, Tensor, Tensor, Tensor] | None = None
+    first: tuple[Tensor, Tensor, Tensor] | None = None  # first layer: W_x, W_features, bias
+    layers: list[tuple[Tensor, Tensor]] = field(default_factory=list)  # (weight, bias), scaled
 
 
 class DIGANGenerator(VideoGenerator):
@@ -437,7 +549,11 @@ class DIGANGenerator(VideoGenerator):
             w = w[:, None].expand(-1, self.num_ws, -1)
         check_shape(w, (None, self.num_ws, self.cfg.w_dim), "w")
         check_shape(z_motion, (w.shape[0], self.cfg.motion_dim), "z_motion")
-        return self.synthesis.prepare(w, z_motion.to(w.dtype))
+        # fp32 even under autocast: casting the style affines' large weights to bf16 every
+        # call costs more than their few-row products, and the styles keep full precision
+        dev = w.device.type
+        with torch.autocast(dev, enabled=False):
+            return self.synthesis.prepare(w.float(), z_motion.float())
 
     def render(
         self,

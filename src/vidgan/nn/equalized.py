@@ -71,14 +71,23 @@ class EqualLinear(nn.Module):
         self.lr_mul = lr_mul
 
     def forward(self, x: Tensor) -> Tensor:
-        """x: [..., in_dim] -> [..., out_dim]."""
+        """x: [..., in_dim] -> [..., out_dim].
+
+        The scale multiplies the product (GEMM alpha), not the weight: style affines have up to
+        10k x 512 weights against a few rows. (Scaling whichever operand is smaller would make
+        the rounding depend on the number of rows, e.g. on how many frames render together.)
+        """
         bias = None if self.bias is None else self.bias * self.lr_mul
+        rows = x.reshape(-1, x.shape[-1])
+        if bias is not None and not self.activation:
+            out = torch.addmm(bias.to(rows.dtype), rows, self.weight.t(), alpha=self.scale)
+        else:
+            out = torch.mm(rows, self.weight.t().to(rows.dtype)) * self.scale
         if self.activation:
-            out = F.linear(x, self.weight * self.scale)
             if bias is not None:
                 out = out + bias.to(out.dtype)  # bias on the feature (last) axis
-            return F.leaky_relu(out, 0.2) * SQRT2
-        return F.linear(x, self.weight * self.scale, bias=bias)
+            out = F.leaky_relu(out, 0.2) * SQRT2
+        return out.reshape(*x.shape[:-1], out.shape[-1])
 
     def extra_repr(self) -> str:
         return (

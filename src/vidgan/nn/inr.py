@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidgan.nn.equalized import SQRT2, EqualLinear
+from vidgan.precision import slow_lowp_dtype
 
 
 def coordinate_grid(
@@ -270,4 +271,86 @@ def add_upsampled_(y: Tensor, x: Tensor, n: int) -> Tensor:
     coarse = x.reshape(b, t, c, n, 1, n).to(y.dtype)
     for dj in (0, 1):
         blocks[..., dj].add_(coarse)
+    return y
+
+
+# --- pixel-major inference ---------------------------------------------------------------------
+# Inference renders keep maps as `[B, T, P, C]` (channels innermost). A per-pixel layer is then a
+# plain linear layer on T*P rows, which oneDNN runs with its bias and lrelu fused into the GEMM's
+# output pass (`linear_act`); the upsampled skips are broadcast adds whose inner loop runs over
+# the contiguous channels instead of over 2-element strided runs.
+
+
+def _fused_linear_ok(x: Tensor) -> bool:
+    """oneDNN's fused linear applies: a CPU tensor in fp32, or in bf16 with native kernels."""
+    if x.device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    if x.dtype == torch.float32:
+        return True
+    return x.dtype == torch.bfloat16 and slow_lowp_dtype(x) is None
+
+
+def linear_act(x: Tensor, weight: Tensor, bias: Tensor | None, *, lrelu: bool) -> Tensor:
+    """x W^T + b on rows `[N, C_in]` -> `[N, C_out]`, then lrelu_0.2 if asked (no autograd).
+
+    On CPUs oneDNN adds the bias and applies the lrelu while it writes the product
+    (`torch.ops.mkldnn._linear_pointwise`): one pass over the output instead of three.
+    """
+    weight = weight.to(x.dtype)
+    bias = None if bias is None else bias.to(x.dtype)
+    if _fused_linear_ok(x):
+        act, scalars = ("leaky_relu", [0.2]) if lrelu else ("none", [])
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, act, scalars, "")
+    y = F.linear(x, weight, bias)
+    return F.leaky_relu_(y, 0.2) if lrelu else y
+
+
+def pixel_layer(x: Tensor, weight: Tensor, bias: Tensor | None, *, lrelu: bool) -> Tensor:
+    """Per-video weights `[B, C_out, C_in]` on `[B, T, P, C_in]` -> `[B, T, P, C_out]`."""
+    b, n_t, p, _ = x.shape
+    rows = x.reshape(b, n_t * p, -1)
+    outs = [linear_act(rows[i], weight[i], bias, lrelu=lrelu) for i in range(b)]
+    y = outs[0][None] if b == 1 else torch.stack(outs)
+    return y.view(b, n_t, p, -1)
+
+
+def pixel_frames_layer(
+    feats: Tensor, weights: Tensor, coarse: Tensor | None = None, n: int = 0
+) -> Tensor:
+    """Per-frame weights `[B, T, C_out, C_e]` on time-free `[B, P, C_e]` -> `[B, T, P, C_out]`
+    (`TemporalFourierFeatures.rotate_weight`), one GEMM per frame into its slice of the output.
+
+    coarse: `[B, T, n*n, C_out]` to add upsampled x2 (nearest); it is copied into the output
+    first and the GEMM accumulates onto it, which costs less than adding it afterwards.
+    """
+    b, n_t, cout, _ = weights.shape
+    weights = weights.to(feats.dtype)
+    y = feats.new_empty(b, n_t, feats.shape[1], cout)
+    if coarse is not None:
+        up = coarse.view(b, n_t, n, 1, n, 1, cout).expand(b, n_t, n, 2, n, 2, cout)
+        y.view(b, n_t, n, 2, n, 2, cout).copy_(up)
+    for i in range(b):
+        for k in range(n_t):
+            if coarse is None:
+                torch.mm(feats[i], weights[i, k].t(), out=y[i, k])
+            else:
+                y[i, k].addmm_(feats[i], weights[i, k].t())
+    return y
+
+
+def pixel_features(spatial: Tensor, phase: Tensor, dtype: torch.dtype) -> Tensor:
+    """Time-free [sin a; cos a], a = spatial + phase: `[B, E, P]`, `[B, E]` -> `[B, P, 2E]`
+    in `dtype`, written in place (no concatenation; no autograd)."""
+    arg = spatial.transpose(1, 2) + phase[:, None, :]  # (B, P, E)
+    e = arg.shape[2]
+    out = arg.new_empty(*arg.shape[:2], 2 * e, dtype=dtype)
+    torch.sin(arg, out=out[..., :e])
+    torch.cos(arg, out=out[..., e:])
+    return out
+
+
+def pixel_add_upsampled_(y: Tensor, x: Tensor, n: int) -> Tensor:
+    """y += up2(x) in place: `[B, T, (2n)^2, C]` += nearest x2 of `[B, T, n^2, C]`."""
+    b, n_t, _, c = x.shape
+    y.view(b, n_t, n, 2, n, 2, c).add_(x.view(b, n_t, n, 1, n, 1, c).to(y.dtype))
     return y
