@@ -7,7 +7,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vidgan.bench.gemm import gemm_flops, measure_gemm_peak
-from vidgan.bench.measure import count_flops
+from vidgan.bench.measure import build_generator, count_flops
 
 
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (3, 5, 7), (64, 32, 16), (128, 128, 128)])
@@ -42,3 +42,33 @@ def test_gemm_peak_stops_when_the_next_size_would_exceed_the_budget():
     peak = measure_gemm_peak("fp32", repeats=1, budget_s=0.0, sizes=(64, 128, 256))
     assert [s["size"] for s in peak.sizes] == [64]  # the smallest size is always measured
     assert peak.to_json()["dtype"] == "fp32"
+
+
+def test_fused_and_in_place_products_are_counted():
+    """DIGAN's inference path (fused oneDNN linears, in-place addmm) counts the FLOPs of the
+    autograd path, which uses only ops torch's counter knows."""
+    from vidgan.nn.inr import CoordGrid, linear_act
+
+    x, w = torch.randn(7, 12), torch.randn(5, 12)
+    assert count_flops(lambda: linear_act(x, w, None, lrelu=True)) == gemm_flops(7, 5, 12)
+    y = torch.zeros(7, 5)
+    assert count_flops(lambda: y.addmm_(x, w.t())) == gemm_flops(7, 5, 12)
+    G = build_generator("digan-tiny").eval().requires_grad_(False)
+    lat = G.sample_latents(1)
+    t = G.frame_times(3)
+    coords = CoordGrid(G.cfg.resolution)
+    with torch.no_grad():
+        content = G.prepare(G.mapping_for(lat.content), lat.motion)
+        t2 = t[None]
+        fast = count_flops(lambda: G.synthesis.render(content, t2, coords))
+        slow = count_flops(lambda: G.synthesis.render(content, t2, coords, trace={}))
+    # the autograd path also counts W.(x, y) as a K = 2 product; the inference path builds it
+    # with two multiply-adds (elementwise, not counted)
+    syn = G.synthesis
+    sizes = syn.stage_sizes(coords.size)
+    k2 = sum(
+        gemm_flops(b.coord_fuser.emb_size, n * n, 2)
+        for b, n in zip(syn.blocks(), sizes)
+        if b.coord_fuser is not None
+    )
+    assert fast == slow - k2 > 0.9 * slow

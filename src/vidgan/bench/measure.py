@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import re
 import resource
 import statistics
@@ -154,10 +155,28 @@ def time_calls(
     return times
 
 
+def _fused_linear_flops(x_shape: Any, w_shape: Any, *args: Any, **kwargs: Any) -> int:
+    """oneDNN's fused linear (`vidgan.nn.inr.linear_act`): rows x in x out multiply-adds."""
+    return 2 * math.prod(x_shape[:-1]) * x_shape[-1] * w_shape[0]
+
+
+def _addmm_inplace_flops(self_shape: Any, a_shape: Any, b_shape: Any, *args: Any, **kw: Any) -> int:
+    """`Tensor.addmm_` (not in torch's registry): the product's multiply-adds."""
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+
+
+#: ops vidgan runs that torch.utils.flop_counter does not know
+EXTRA_FLOP_FORMULAS = {
+    torch.ops.mkldnn._linear_pointwise: _fused_linear_flops,
+    torch.ops.aten.addmm_: _addmm_inplace_flops,
+}
+
+
 def count_flops(fn: Callable[[], Any]) -> int:
     """FLOPs of one call of `fn` as torch.utils.flop_counter counts them (matmuls, convolutions,
-    attention; forward and backward; elementwise work is not counted)."""
-    counter = FlopCounterMode(display=False)
+    attention; forward and backward; elementwise work is not counted), plus the fused and
+    in-place matmuls in `EXTRA_FLOP_FORMULAS`."""
+    counter = FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS)
     with counter:
         fn()
     return int(counter.get_total_flops())

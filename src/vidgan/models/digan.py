@@ -419,8 +419,8 @@ class DIGANSynthesis(nn.Module):
             if fuser is not None:
                 f = block.coord_fuser
                 freqs, phase, code = (v.float() for v in fuser)
-                spatial = f.spatial_phase(freqs, coords.stage(n).to(freqs.device))
-                p.fourier = (f, spatial, phase, code, pixel_features(spatial, phase, dt))
+                grid = coords.stage(n).to(freqs.device)
+                p.fourier = (f, freqs, phase, code, grid, pixel_features(freqs, phase, grid, dt))
                 (w0, b0), *convs = convs
                 cx = w0.shape[2] - f.out_channels  # channels of the previous block's output
                 p.first = (w0[:, :, :cx].to(dt), w0[:, :, cx:], b0.to(dt))
@@ -436,7 +436,7 @@ class DIGANSynthesis(nn.Module):
         prev = 0
         for p in plan:
             if p.fourier is not None:
-                f, spatial, phase, code, base = p.fourier
+                f, freqs, phase, code, grid, base = p.fourier
                 w_x, w_f, bias = p.first
                 shift = f.phase_shift(code, t.float())  # (B, T, E)
                 w_rot = f.rotate_weight(w_f, shift)  # (B, T, C, 2E)
@@ -446,6 +446,7 @@ class DIGANSynthesis(nn.Module):
                 elif x is None:  # the input block: coordinates alone
                     x = F.leaky_relu_(pixel_frames_layer(base, w_rot).add_(bias), 0.2)
                 else:
+                    spatial = f.spatial_phase(freqs, grid)
                     feats = f.features(spatial, phase, shift).transpose(2, 3).to(base.dtype)
                     w0 = torch.cat([w_x, w_f.to(w_x.dtype)], 2)
                     x = pixel_layer(torch.cat([x, feats], 3), w0, bias, lrelu=True)
@@ -469,8 +470,8 @@ class _PixelBlock:
     n: int  # pixels per side
     up: bool
     rgb: tuple[Tensor, Tensor]  # ToRGB weight [B, 3, C] and bias
-    # fuser, spatial phase [B,E,P], phase [B,E], motion code [B,E], features [B,P,2E]
-    fourier: tuple[TemporalFourierFeatures, Tensor, Tensor, Tensor, Tensor] | None = None
+    # fuser, frequencies [B,E,2], phase [B,E], motion code [B,E], grid [2,n,n], features [B,P,2E]
+    fourier: tuple[TemporalFourierFeatures, Tensor, Tensor, Tensor, Tensor, Tensor] | None = None
     first: tuple[Tensor, Tensor, Tensor] | None = None  # first layer: W_x, W_features, bias
     layers: list[tuple[Tensor, Tensor]] = field(default_factory=list)  # (weight, bias), scaled
 
