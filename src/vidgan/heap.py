@@ -79,3 +79,32 @@ def keep_freed_memory() -> bool:
     if mallopt is None:
         return False
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+#: glibc's largest dynamic mmap threshold on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX)
+MMAP_THRESHOLD_MAX = 32 * 2**20
+
+
+@functools.cache
+def raise_mmap_threshold() -> bool:
+    """Free one block of glibc's largest dynamic mmap threshold, once per process, so that
+    blocks below it come from the heap and are reused instead of mapped afresh each time.
+
+    Why: glibc raises its mmap threshold to the size of the largest mapped block freed so far,
+    and a request as large as that threshold is still mapped. An inference pass that makes
+    same-sized activations over and over (DIGAN's pixel-major render: ~8 MB per layer and
+    frame group) therefore page-faults every one of them until some larger block happens to
+    be freed, and its speed depended on that accident (16 frames of digan-paper-128 in bf16:
+    0.25 or 0.39 s, benchmarks/README.md). This is glibc's own rule, triggered on purpose;
+    after `steady_allocator` (a fixed threshold) it changes nothing. Returns False where the
+    C library is not glibc.
+    """
+    if _glibc("malloc") is None:
+        return False
+    import torch  # here, so that the module stays importable without torch
+
+    # a little under the cap: glibc only adopts the size of a freed chunk that is at most it
+    block = torch.empty(MMAP_THRESHOLD_MAX - 2**16, dtype=torch.uint8)
+    block[:: 1 << 12] = 0  # make sure the mapping is real before it is freed
+    del block
+    return True

@@ -162,15 +162,19 @@ def test_inference_path_in_bf16_is_as_close_to_fp32_as_the_autograd_path(G):
 
 
 def test_frame_groups_do_not_change_the_frames(G, monkeypatch):
-    """Inference renders frames in groups of `PIXEL_GROUP` pixels: one frame per group and all
-    frames at once give the same video."""
+    """Inference renders frames in groups of `PIXEL_GROUP` pixels (more frames per group in the
+    blocks before the first upsampling): one frame per group, mixed group sizes and all frames
+    at once give the same video."""
     w, z_m, t = _inputs(n_t=5)
     coords = CoordGrid(32)
     with torch.no_grad():
         monkeypatch.setattr(type(G.synthesis), "PIXEL_GROUP", 1)
         one = G.synthesize(w, z_m, t, coords=coords)
+        monkeypatch.setattr(type(G.synthesis), "PIXEL_GROUP", 1024)  # 8 px: 16, 32 px: 1 frame
+        mixed = G.synthesize(w, z_m, t, coords=coords)
         monkeypatch.setattr(type(G.synthesis), "PIXEL_GROUP", 1 << 30)
         whole = G.synthesize(w, z_m, t, coords=coords)
         channel = _channel_major(G, w, z_m, t, coords).permute(0, 2, 1, 3, 4)
     torch.testing.assert_close(one, whole, atol=TOL, rtol=0)  # GEMM blocking may differ
+    torch.testing.assert_close(mixed, whole, atol=TOL, rtol=0)
     torch.testing.assert_close(whole, channel, atol=TOL, rtol=0)

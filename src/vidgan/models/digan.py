@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidgan.errors import ConfigError, VidganError
+from vidgan.heap import raise_mmap_threshold
 from vidgan.models.base import Latents, VideoGenerator, check_shape, expand_times
 from vidgan.models.registry import ModelSpec, register_model
 from vidgan.nn.equalized import SQRT2, EqualLinear
@@ -389,23 +390,42 @@ class DIGANSynthesis(nn.Module):
         """`render` for inference, with maps kept as `[B, T, P, C]` (vidgan.nn.inr, pixel-major
         inference): every 1x1 layer is one GEMM with its bias and lrelu fused on CPUs, and the
         upsampled skips are added along contiguous channels. Same sums as `render`, in the
-        autocast dtype if autocast is on (the small per-video work stays in fp32). Frames go in
-        groups of `PIXEL_GROUP` pixels; weights are scaled and cast once per call."""
+        autocast dtype if autocast is on (the small per-video work stays in fp32).
+
+        Frames go in groups of about `PIXEL_GROUP` pixels per map: the blocks before the first
+        upsampling one take many frames at once (their maps are small; larger GEMMs), the later
+        ones fewer. Weights are scaled and cast once per call.
+        """
         dev = t.device.type
         auto = torch.is_autocast_enabled(dev)
         dt = torch.get_autocast_dtype(dev) if auto else content.convs[0][0].dtype
-        per = max(1, self.PIXEL_GROUP // coords.size**2)
+        if dev == "cpu":
+            raise_mmap_threshold()  # reuse same-sized activations instead of faulting them in
         with torch.autocast(dev, enabled=False):
             plan = self._pixel_plan(content, coords, dt)
-            parts = [
-                self._render_pixel_group(plan, t[:, i : i + per]) for i in range(0, t.shape[1], per)
-            ]
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+            split = next((i for i, p in enumerate(plan) if p.up), len(plan))
+            low = max(1, self.PIXEL_GROUP // plan[max(split - 1, 0)].n ** 2)
+            high = max(1, self.PIXEL_GROUP // plan[-1].n ** 2)
+            parts = []
+            for i in range(0, t.shape[1], low):
+                tl = t[:, i : i + low]
+                rot = [self._frame_weights(p, tl) for p in plan]
+                x, img = self._run_pixel_blocks(plan[:split], rot[:split], tl, None, None, 0)
+                prev = plan[split - 1].n if split else 0
+                for j in range(0, tl.shape[1], high):
+                    sl = slice(j, j + high)
+                    rj = [None if r is None else r[:, sl] for r in rot[split:]]
+                    xj = None if x is None else x[:, sl]
+                    imgj = None if img is None else img[:, sl]
+                    _, out = self._run_pixel_blocks(plan[split:], rj, tl[:, sl], xj, imgj, prev)
+                    n = plan[-1].n
+                    parts.append(out.view(*out.shape[:2], n, n, -1).permute(0, 1, 4, 2, 3))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, T, 3, H, W)
 
     def _pixel_plan(
         self, content: VideoContent, coords: CoordGrid, dt: torch.dtype
     ) -> list[_PixelBlock]:
-        """The time-free inputs of `_render_pixel_group`, per block."""
+        """The time-free inputs of `_run_pixel_blocks`, per block."""
         plan = []
         for name, n, fuser, conv_w, rgb_w in zip(
             self.block_names, self.stage_sizes(coords.size), content.fusers, content.convs,
@@ -423,31 +443,43 @@ class DIGANSynthesis(nn.Module):
                 p.fourier = (f, freqs, phase, code, grid, pixel_features(freqs, phase, grid, dt))
                 (w0, b0), *convs = convs
                 cx = w0.shape[2] - f.out_channels  # channels of the previous block's output
-                p.first = (w0[:, :, :cx].to(dt), w0[:, :, cx:], b0.to(dt))
+                p.first = (w0[:, :, :cx].to(dt).contiguous(), w0[:, :, cx:], b0.to(dt))
             p.layers = [(w.to(dt), b.to(dt)) for w, b in convs]
             plan.append(p)
         return plan
 
     @staticmethod
-    def _render_pixel_group(plan: list[_PixelBlock], t: Tensor) -> Tensor:
-        """Frames `[B, T, 3, H, W]` of one group of times (`_render_pixels`)."""
-        b, n_t = t.shape
-        x = img = None
-        prev = 0
-        for p in plan:
-            if p.fourier is not None:
+    def _frame_weights(p: _PixelBlock, t: Tensor) -> Tensor | None:
+        """The per-frame weights `[B, T, C, 2E]` of a block's features (`rotate_weight`)."""
+        if p.fourier is None or p.first is None:
+            return None
+        f, _, _, code, _, _ = p.fourier
+        return f.rotate_weight(p.first[1], _frame_shifts(f, code, t))
+
+    @staticmethod
+    def _run_pixel_blocks(
+        plan: list[_PixelBlock],
+        rot: list[Tensor | None],
+        t: Tensor,
+        x: Tensor | None,
+        img: Tensor | None,
+        prev: int,
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """Blocks `plan` on maps `x` / RGB skip `img` (`[B, T, n*n, C]`, None before the first
+        block) of the frames at times `t`; `prev` = pixels per side of the incoming maps."""
+        for p, w_rot in zip(plan, rot):
+            if p.fourier is not None and p.first is not None and w_rot is not None:
                 f, freqs, phase, code, grid, base = p.fourier
                 w_x, w_f, bias = p.first
-                shift = f.phase_shift(code, t.float())  # (B, T, E)
-                w_rot = f.rotate_weight(w_f, shift)  # (B, T, C, 2E)
                 if p.up:  # the x part at the coarse size, bias included, then the new features
                     coarse = pixel_layer(x, w_x, bias, lrelu=False)
                     x = F.leaky_relu_(pixel_frames_layer(base, w_rot, coarse, prev), 0.2)
                 elif x is None:  # the input block: coordinates alone
                     x = F.leaky_relu_(pixel_frames_layer(base, w_rot).add_(bias), 0.2)
                 else:
-                    spatial = f.spatial_phase(freqs, grid)
-                    feats = f.features(spatial, phase, shift).transpose(2, 3).to(base.dtype)
+                    shift = _frame_shifts(f, code, t)
+                    feats = f.features(f.spatial_phase(freqs, grid), phase, shift)
+                    feats = feats.transpose(2, 3).to(base.dtype)
                     w0 = torch.cat([w_x, w_f.to(w_x.dtype)], 2)
                     x = pixel_layer(torch.cat([x, feats], 3), w0, bias, lrelu=True)
             for weight, bias in p.layers:
@@ -460,12 +492,19 @@ class DIGANSynthesis(nn.Module):
             else:
                 img = rgb.add_(img)
             prev = p.n
-        return img.view(b, n_t, prev, prev, -1).permute(0, 1, 4, 2, 3)  # (B, T, 3, H, W)
+        return x, img
+
+
+def _frame_shifts(f: TemporalFourierFeatures, code: Tensor, t: Tensor) -> Tensor:
+    """`f.phase_shift(code, t)` `[B, T, E]` one frame at a time: the MLP's products then have
+    the same shapes however the frames are grouped, so chunked renders equal one-shot ones bit
+    for bit (a GEMM's rounding may depend on its number of rows)."""
+    return torch.cat([f.phase_shift(code, t[:, k : k + 1].float()) for k in range(t.shape[1])], 1)
 
 
 @dataclass
 class _PixelBlock:
-    """One block's time-free inputs to `DIGANSynthesis._render_pixel_group`."""
+    """One block's time-free inputs to `DIGANSynthesis._run_pixel_blocks`."""
 
     n: int  # pixels per side
     up: bool
