@@ -122,3 +122,32 @@ def test_styled_conv_keeps_bf16_activations_under_autocast():
     assert y.dtype == torch.bfloat16
     base = torch.randn(2, 4, 8, 8)
     assert torch.equal(layer.noise(base, noise), base + 0.5 * noise)
+
+
+@pytest.mark.parametrize("upsample", [False, True])
+def test_inference_weights_are_cached_until_the_parameter_changes(upsample):
+    """Without autograd the scaled, cast weight and its squares are reused across calls, and an
+    in-place update of the parameter (an optimizer or EMA step) invalidates them."""
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(6, 5, 3, 4, upsample=upsample)
+    x, style = torch.randn(2, 6, 8, 8), torch.randn(2, 4)
+
+    def fresh():  # the same layer computed without any cache (autograd on)
+        w = conv.weight.detach().clone().requires_grad_(True)
+        twin = ModulatedConv2d(6, 5, 3, 4, upsample=upsample)
+        twin.load_state_dict(conv.state_dict())
+        twin.weight = torch.nn.Parameter(w)
+        return twin(x, style).detach()
+
+    with torch.no_grad():
+        a = conv(x, style)
+        first = conv.__dict__["_weights_cache"][1][0]
+        b = conv(x, style)
+        assert conv.__dict__["_weights_cache"][1][0] is first  # reused, not recomputed
+        torch.testing.assert_close(a, fresh())
+        assert torch.equal(a, b)
+        conv.weight.mul_(0.5).add_(0.1)  # an optimizer-like in-place step
+        c = conv(x, style)
+    assert conv.__dict__["_weights_cache"][1][0] is not first
+    torch.testing.assert_close(c, fresh())
+    assert not torch.allclose(c, a)
