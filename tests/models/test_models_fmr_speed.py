@@ -167,3 +167,21 @@ def test_torgb_matmul_and_consumed_inputs_match_the_conv_path(G):
     noise = torch.randn(2, 1, 8, 8)
     kept = conv(x, w, noise)
     torch.testing.assert_close(conv(x.clone(), w, noise, consume=True), kept, **TOL)
+
+
+@torch.no_grad()
+def test_frame_groups_of_the_later_layers_match_one_batch(G, monkeypatch):
+    """Inference runs the later (larger) layers on groups of frames (`Renderer.GROUP_ELEMENTS`):
+    single-frame groups, groups of five from the 16 px block on, and one batch give the same
+    frames."""
+    lat = _lat(G, b=2)
+    t = G.frame_times(5)
+    noise = [torch.randn(2, 1, r, r) for r in G.renderer.noise_resolutions]
+    videos = {}
+    # 10 frames; 8 px maps hold 16 x 64, 16 px maps 8 x 256 elements per frame
+    for name, budget in (("whole", 1 << 30), ("16 px in fives", 12000), ("single", 1)):
+        monkeypatch.setattr(type(G.renderer), "GROUP_ELEMENTS", budget)
+        videos[name] = G(lat.content, lat.motion, t, noise=noise)
+    assert videos["whole"].abs().max() > 0.1
+    torch.testing.assert_close(videos["16 px in fives"], videos["whole"], **TOL)
+    torch.testing.assert_close(videos["single"], videos["whole"], **TOL)

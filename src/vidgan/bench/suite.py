@@ -54,13 +54,14 @@ SHAPES: dict[str, Shape] = {
 }
 # Presets whose kind's shape does not fit a CPU run. fmr-paper-256: one step at batch 2 with
 # 16-frame clips is ~12 TFLOP; the release's trainer renders 2-frame fakes (delta_t=True), so
-# the step here uses 2-frame clips at batch 1 (~1 TFLOP).
+# the step here uses 2-frame clips at batch 1 (~1 TFLOP); its G forward renders one 16-frame
+# clip (~1.5 TFLOP).
 # digan-paper-128: the G forward renders the paper's 16-frame clip (its per-video work, styles
 # and Fourier features, is shared by the clip's frames as in any real use), three timed calls.
 PRESET_SHAPES: dict[str, Shape] = {
     "digan-paper-128": Shape(videos=1, frames=16, batch=2, repeats=3, warmup=1),
     "fmr-paper-256": Shape(
-        videos=1, frames=2, batch=1, repeats=1, warmup=0, train_overrides=("data.frames=2",)
+        videos=1, frames=16, batch=1, repeats=1, warmup=0, train_overrides=("data.frames=2",)
     ),
 }
 QUICK_REPEATS = 2

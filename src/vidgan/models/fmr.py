@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidgan.errors import ConfigError, VidganError
+from vidgan.heap import raise_mmap_threshold
 from vidgan.models.base import Latents, VideoGenerator, check_shape, expand_times
 from vidgan.models.registry import ModelSpec, register_model
 from vidgan.nn.equalized import EqualConv3d, EqualLinear, FusedLeakyReLU
@@ -183,6 +184,11 @@ class Renderer(nn.Module):
         """Side of each noise map: 4, 8, 8, 16, 16, ... (one per synthesis conv)."""
         return [2 ** ((i + 5) // 2) for i in range(self.num_layers)]
 
+    #: activation elements one inference pass keeps per map: later (larger) layers take the
+    #: frames in groups of at most this many elements, so their maps stay under glibc's mmap
+    #: threshold (reused, not page-faulted in afresh), while small early layers take them all
+    GROUP_ELEMENTS = 1 << 23
+
     def forward(self, w: Tensor, noise: Sequence[Tensor | None] | None = None) -> Tensor:
         """w: [N, style_dim] (the same w for every layer), noise: maps [N, 1, r, r] -> [N,3,H,W]."""
         noise = list(noise) if noise is not None else [None] * self.num_layers
@@ -191,12 +197,38 @@ class Renderer(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         x = self.conv1(x, w, noise[0])
         skip = self.to_rgb1(x, w)
-        for j, to_rgb in enumerate(self.to_rgbs):
+        n = w.shape[0]
+        if torch.is_grad_enabled() or n == 1:
+            return self._blocks(0, len(self.to_rgbs), x, skip, w, noise)[1]
+        sizes = [2 ** (j + 3) for j in range(len(self.to_rgbs))]  # output side of each block
+        elems = [self.convs[2 * j].conv.out_channels * r * r for j, r in enumerate(sizes)]
+        split = next((j for j, e in enumerate(elems) if n * e > self.GROUP_ELEMENTS), len(elems))
+        x, skip = self._blocks(0, split, x, skip, w, noise)
+        if split == len(elems):
+            return skip
+        if x.device.type == "cpu":
+            raise_mmap_threshold()  # so that those group-sized maps come from the heap
+        per = max(1, self.GROUP_ELEMENTS // max(elems[split:]))
+        out = None
+        for i in range(0, n, per):
+            g = slice(i, i + per)
+            gn = [None if m is None else m[g] for m in noise]
+            _, rgb = self._blocks(split, len(elems), x[g], skip[g], w[g], gn)
+            if out is None:
+                out = rgb.new_empty(n, *rgb.shape[1:])
+            out[g] = rgb
+        return out
+
+    def _blocks(
+        self, j0: int, j1: int, x: Tensor, skip: Tensor, w: Tensor, noise: list[Tensor | None]
+    ) -> tuple[Tensor, Tensor]:
+        """Upsampling blocks j0..j1-1 (two styled convs and a ToRGB each)."""
+        for j in range(j0, j1):
             # each x is read last by the conv it feeds (to_rgb has run), which may scale it in place
             x = self.convs[2 * j](x, w, noise[2 * j + 1], consume=True)
             x = self.convs[2 * j + 1](x, w, noise[2 * j + 2], consume=True)
-            skip = to_rgb(x, w, skip)
-        return skip
+            skip = self.to_rgbs[j](x, w, skip)
+        return x, skip
 
 
 @dataclass(frozen=True, eq=False)  # holds tensors: compare edits by identity
