@@ -184,9 +184,9 @@ class Renderer(nn.Module):
         """Side of each noise map: 4, 8, 8, 16, 16, ... (one per synthesis conv)."""
         return [2 ** ((i + 5) // 2) for i in range(self.num_layers)]
 
-    #: activation elements one inference pass keeps per map: later (larger) layers take the
-    #: frames in groups of at most this many elements, so their maps stay under glibc's mmap
-    #: threshold (reused, not page-faulted in afresh), while small early layers take them all
+    #: activation elements per map in inference: each block takes as many frames at once as
+    #: fit, so maps stay under glibc's mmap threshold (reused, not page-faulted in afresh) while
+    #: the small early blocks still get large GEMMs
     GROUP_ELEMENTS = 1 << 23
 
     def forward(self, w: Tensor, noise: Sequence[Tensor | None] | None = None) -> Tensor:
@@ -197,26 +197,34 @@ class Renderer(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         x = self.conv1(x, w, noise[0])
         skip = self.to_rgb1(x, w)
-        n = w.shape[0]
-        if torch.is_grad_enabled() or n == 1:
+        if torch.is_grad_enabled() or w.shape[0] == 1:
             return self._blocks(0, len(self.to_rgbs), x, skip, w, noise)[1]
-        sizes = [2 ** (j + 3) for j in range(len(self.to_rgbs))]  # output side of each block
-        elems = [self.convs[2 * j].conv.out_channels * r * r for j, r in enumerate(sizes)]
-        split = next((j for j, e in enumerate(elems) if n * e > self.GROUP_ELEMENTS), len(elems))
-        x, skip = self._blocks(0, split, x, skip, w, noise)
-        if split == len(elems):
-            return skip
         if x.device.type == "cpu":
-            raise_mmap_threshold()  # so that those group-sized maps come from the heap
-        per = max(1, self.GROUP_ELEMENTS // max(elems[split:]))
+            raise_mmap_threshold()  # so that group-sized maps come from the heap
+        return self._grouped(0, x, skip, w, noise)
+
+    def _grouped(
+        self, j: int, x: Tensor, skip: Tensor, w: Tensor, noise: list[Tensor | None]
+    ) -> Tensor:
+        """The RGB output of blocks j.. on these frames (inference): each block takes as many
+        frames at once as `GROUP_ELEMENTS` allows for its output maps."""
+        if j == len(self.to_rgbs):
+            return skip
+        side = 2 ** (j + 3)  # this block's output maps are side x side
+        per = max(1, self.GROUP_ELEMENTS // (self.convs[2 * j].conv.out_channels * side * side))
+        n = x.shape[0]
+        if n <= per:
+            x, skip = self._blocks(j, j + 1, x, skip, w, noise)
+            return self._grouped(j + 1, x, skip, w, noise)
         out = None
         for i in range(0, n, per):
             g = slice(i, i + per)
             gn = [None if m is None else m[g] for m in noise]
-            _, rgb = self._blocks(split, len(elems), x[g], skip[g], w[g], gn)
+            rgb = self._grouped(j, x[g], skip[g], w[g], gn)
             if out is None:
                 out = rgb.new_empty(n, *rgb.shape[1:])
             out[g] = rgb
+        assert out is not None
         return out
 
     def _blocks(
