@@ -50,6 +50,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from vidgan.bench.measure import EXTRA_FLOP_FORMULAS
 from vidgan.config import from_dict, load_preset
 from vidgan.models.digan import DIGANConfig, DIGANGenerator
 from vidgan.models.registry import get_model
@@ -196,7 +197,8 @@ def speed(
     gemm: list[float] = []
     with torch.no_grad(), ctx:
         for name, fn in sides.items():
-            with FlopCounterMode(display=False) as counter:
+            # EXTRA_FLOP_FORMULAS: our inference path's fused oneDNN linears and addmm_
+            with FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS) as counter:
                 fn(2)  # also the warm-up
             flops[name] = counter.get_total_flops() / 2
         names = list(sides)
