@@ -57,6 +57,26 @@ def test_png_output_is_the_api_output_in_the_stylegan_v_layout(model_file, tmp_p
     assert record["model"] == "fmr" and record["seed"] == 7
 
 
+def test_bf16_precision_is_the_api_under_autocast_and_close_to_fp32(model_file, tmp_path):
+    """`--precision bf16` renders under bf16 autocast (the API's own frames under autocast),
+    on average a few 8-bit levels from fp32; generate.json records the precision used."""
+    out = tmp_path / "bf16"
+    assert generate(model_file, out, "--n 2 --frames 4 --seed 3 --format png --precision bf16") == 0
+    G = load_checkpoint(model_file).generator
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want = sample(G, 2, n_frames=4, generator=torch.Generator().manual_seed(3)).videos
+    fp32 = sample(G, 2, n_frames=4, generator=torch.Generator().manual_seed(3)).videos
+    folders = sorted(q for q in out.iterdir() if q.is_dir())
+    for folder, video, ref in zip(folders, want, fp32):
+        got = _frames(folder).astype(int)
+        assert np.abs(got - _u8(video).astype(int)).max() <= 1
+        diff = np.abs(got - _u8(ref).astype(int))
+        assert diff.mean() < 4  # measured 1-2 levels (max 12-40 on this untrained model)
+    record = json.loads((out / "generate.json").read_text())
+    assert record["options"]["precision"] == "bf16"
+    assert record["options"]["precision_used"] == "bf16"
+
+
 def test_interpolate_mode_keeps_every_fourth_frame(model_file, tmp_path):
     out = tmp_path / "interp"
     assert (

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vidgan.commands import COMMANDS, Command
 from vidgan.errors import VidganError
@@ -33,7 +34,12 @@ high, or indices 0..n), --alter BAND drives that band with the motion code of --
 --spectrum prints the learned frequencies and exits.
 
 Long videos (continuous-time models: DIGAN, FMR): --chunk N renders and writes N frames at a
-time, so memory does not grow with --frames; the frames equal one-shot generation.
+time, so memory does not grow with --frames; the frames equal one-shot generation (in fp32).
+
+Precision: fp32 by default (the same frames on every machine). --precision bf16 renders under
+bf16 autocast: on CPUs with AMX / AVX512-BF16 DIGAN and FMR generate 3-4x faster, and the
+frames differ from fp32 by a level or two of 8 bits on average; --precision auto picks bf16
+where the hardware has bf16 units.
 
 Outputs go to --out: one file per video (mp4, gif, or a folder of png frames in the
 StyleGAN-V layout so the set can be evaluated like a real one), a labelled grid video with
@@ -89,6 +95,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--grid", action="store_true", help="also write one labelled grid video")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "auto"),
+        default="fp32",
+        help="bf16: autocast, 3-4x faster on AMX / AVX512-BF16 CPUs, frames within bf16 "
+        "rounding; auto: bf16 where the hardware has bf16 units, else fp32 (default fp32: "
+        "the same frames on every machine, chunked renders equal to one-shot ones)",
+    )
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
     f = p.add_argument_group("frequency bands (models with learned motion frequencies: FMR)")
     f.add_argument("--freq-edges", default=None, help="band edges, e.g. 3 or 2,5")
@@ -98,6 +112,17 @@ def configure(p: argparse.ArgumentParser) -> None:
     f.add_argument("--alter", default=None, help="band driven by another motion code")
     f.add_argument("--motion-seed", type=int, default=1, help="seed of the --alter motion code")
     f.add_argument("--spectrum", action="store_true", help="print learned frequencies and exit")
+
+
+def resolve_precision(precision: str, device: Any) -> bool:
+    """`--precision`: True for bf16 autocast. auto = bf16 where the hardware has bf16 units
+    (`vidgan.precision.native_bf16`: 3-4x faster generation on an AMX Xeon, frames within bf16
+    rounding of fp32), else fp32."""
+    from vidgan.precision import native_bf16
+
+    if precision == "auto":
+        return native_bf16(device)
+    return precision == "bf16"
 
 
 def _check_out(out: Path, force: bool) -> None:
@@ -137,23 +162,28 @@ def run(args: argparse.Namespace) -> int:
         )
     G = _apply_band_edit(loaded.generator, args)
     gen = torch.Generator().manual_seed(args.seed)
-    results = mode(G, args, gen)
+    bf16 = resolve_precision(args.precision, device)
+    args.precision_used = "bf16" if bf16 else "fp32"
     out.mkdir(parents=True, exist_ok=True)
     suffix = {"mp4": ".mp4", "gif": ".gif", "png": ""}[args.format]
     written = []
-    for item in results:
-        if isinstance(item, Streamed):
-            written += _write_streamed(item, out, suffix, args)
-            continue
-        stem, output = item
-        names = output.names or [f"{i:04d}" for i in range(len(output.videos))]
-        for video, name in zip(output.videos, names):
-            fname = f"{stem}_{name.replace(' ', '_')}{suffix}"
-            written.append(str(write_video(out / fname, video, fps=args.fps)))
-        if args.grid:
-            grid = make_grid(output.videos.clamp(-1, 1), nrow=8, labels=names)
-            gsuffix = suffix or ".mp4"
-            written.append(str(write_video(out / f"{stem}_grid{gsuffix}", grid, fps=args.fps)))
+    # chunked modes render while they write, so autocast spans the writing too
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        for item in mode(G, args, gen):
+            if isinstance(item, Streamed):
+                written += _write_streamed(item, out, suffix, args)
+                continue
+            stem, output = item
+            videos = output.videos.float()
+            names = output.names or [f"{i:04d}" for i in range(len(videos))]
+            for video, name in zip(videos, names):
+                fname = f"{stem}_{name.replace(' ', '_')}{suffix}"
+                written.append(str(write_video(out / fname, video, fps=args.fps)))
+            if args.grid:
+                grid = make_grid(videos.clamp(-1, 1), nrow=8, labels=names)
+                gsuffix = suffix or ".mp4"
+                path = out / f"{stem}_grid{gsuffix}"
+                written.append(str(write_video(path, grid, fps=args.fps)))
     record = {
         "ckpt": str(args.ckpt),
         "model": loaded.spec.name,
