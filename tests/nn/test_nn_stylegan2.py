@@ -151,3 +151,28 @@ def test_inference_weights_are_cached_until_the_parameter_changes(upsample):
     assert conv.__dict__["_weights_cache"][1][0] is not first
     torch.testing.assert_close(c, fresh())
     assert not torch.allclose(c, a)
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_style_folded_into_the_weight_for_one_large_map_matches_the_plain_layer(autocast):
+    """Inference on one sample whose map is much larger than the weight folds style,
+    demodulation and gain into the weight (`StyledConv._folded`): the same layer output as the
+    autograd path's modulate / conv / demodulate / noise / bias / lrelu, in fp32 and bf16."""
+    torch.manual_seed(3)
+    layer = StyledConv(4, 6, 3, 5)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x, style, noise = torch.randn(1, 4, 16, 16), torch.randn(1, 5), torch.randn(1, 1, 16, 16)
+    assert layer._folds_style(x) is False  # autograd on: the plain path
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        want = layer(x, style, noise).detach()
+        with torch.no_grad():
+            assert layer._folds_style(x)
+            got = layer(x.clone(), style, noise)
+            assert not layer._folds_style(torch.randn(2, 4, 16, 16))  # one sample only
+            assert not layer._folds_style(torch.randn(1, 4, 4, 4))  # map smaller than 36 Cin
+    tol = 2e-2 if autocast else 1e-5
+    scale = want.float().abs().max()
+    assert scale > 0.5 and (want < 0).any()
+    assert (got.float() - want.float()).abs().max() <= tol * scale

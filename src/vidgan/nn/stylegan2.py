@@ -245,7 +245,10 @@ class StyledConv(nn.Module):
         self, x: Tensor, style: Tensor, noise: Tensor | None = None, *, consume: bool = False
     ) -> Tensor:
         """consume: x is not needed after this call (see `ModulatedConv2d.modulated`)."""
-        x, demod = self.conv.undemodulated(x, self.conv.modulation(style), consume=consume)
+        conv = self.conv
+        if self._folds_style(x):
+            return self._folded(x, conv.modulation(style), noise)
+        x, demod = conv.undemodulated(x, conv.modulation(style), consume=consume)
         if not _inplace_ok(x):
             x = x if demod is None else x * demod
             return self.activate(self.noise(x, noise))
@@ -262,6 +265,37 @@ class StyledConv(nn.Module):
             noise = x.new_empty(x.shape[0], 1, *x.shape[2:]).normal_()
         # the (small) noise map is scaled first: a two-operand broadcast add is ~2x faster here
         x.add_(noise.to(dt) * (self.noise.weight * c).to(dt))
+        return F.leaky_relu_(x, self.activate.negative_slope)
+
+    def _folds_style(self, x: Tensor) -> bool:
+        """Inference on one large map: fold style, demodulation and gain into the weight."""
+        conv = self.conv
+        return (
+            INPLACE_INFERENCE
+            and not torch.is_grad_enabled()
+            and x.shape[0] == 1
+            and conv.demodulate
+            and not (conv.upsample or conv.downsample)
+            and x.shape[-2] * x.shape[-1] >= 4 * conv.in_channels * conv.kernel_size**2
+            and slow_lowp_dtype(x) is None
+        )
+
+    def _folded(self, x: Tensor, s: Tensor, noise: Tensor | None) -> Tensor:
+        """One sample with its own weight (StyleGAN2's fused modulated conv): w' = w s d c with
+        d the demodulation and c the lrelu gain, and the bias c b inside oneDNN's conv. Two
+        passes over the output (noise, lrelu) instead of four, and no pass over the input; worth
+        it where the map is much larger than the weight (FMR's 256 px layers)."""
+        conv, c, dt = self.conv, self.activate.scale, x.dtype
+        acc = torch.promote_types(s.dtype, torch.float32)
+        weight, _ = conv._weights(acc, acc)  # (Cout, Cin, k, k), scaled, cached
+        w = weight * s.to(acc)[0][None, :, None, None]
+        d = torch.rsqrt(w.pow(2).sum(dim=(1, 2, 3)) + 1e-8)  # (Cout,)
+        w = (w * (d * c)[:, None, None, None]).to(dt)
+        bias = (self.activate.bias * c).to(dt)
+        x = F.conv2d(x, w, bias, padding=conv.padding)  # bf16 under autocast
+        if noise is None:
+            noise = x.new_empty(1, 1, *x.shape[2:]).normal_()
+        x.add_(noise.to(x.dtype) * (self.noise.weight * c).to(x.dtype))
         return F.leaky_relu_(x, self.activate.negative_slope)
 
 
