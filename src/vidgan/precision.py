@@ -190,7 +190,7 @@ def lowp_conv_route(x: Tensor, weight: Tensor, bias: Tensor | None) -> _Route | 
 
 class _NativeLowpConv(torch.autograd.Function):
     """A low-precision convolution whose weight and bias gradients come from fp32 kernels on the
-    rounded operands (fp32 accumulation, as the native kernels would); see `lowp_convolution`."""
+    rounded operands (fp32 accumulation, as the native kernels would); see `lowp_conv_route`."""
 
     @staticmethod
     def forward(

@@ -139,12 +139,12 @@ class ModulatedConv2d(nn.Module):
         w = self.weight
         if torch.is_grad_enabled() and w.requires_grad:
             return self._weights_of(w, dtype, acc)
-        key = (w._version, w.data_ptr(), w.device, dtype, acc)
-        cached = self.__dict__.get("_weights_cache")
-        if cached is None or cached[0] != key:
-            cached = (key, self._weights_of(w.detach(), dtype, acc))
-            self.__dict__["_weights_cache"] = cached
-        return cached[1]
+        state = (w._version, w.data_ptr(), w.device)
+        cache = self.__dict__.setdefault("_weights_cache", {})  # (dtype, acc) -> (state, value)
+        hit = cache.get((dtype, acc))
+        if hit is None or hit[0] != state:
+            hit = cache[dtype, acc] = (state, self._weights_of(w.detach(), dtype, acc))
+        return hit[1]
 
     def _weights_of(self, w: Tensor, dtype: torch.dtype, acc: torch.dtype) -> tuple[Tensor, Tensor]:
         weight = w[0] * self.scale  # (Cout, Cin, k, k)
