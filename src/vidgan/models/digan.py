@@ -13,13 +13,14 @@ work. Time only rotates each (sin, cos) Fourier pair, so `render` computes the f
 call and rotates the (small) weights of the layer they feed per frame instead; gains and biases
 are applied in place and upsampled maps are added by broadcasting. What is left per frame is the
 1x1 layers' matrix products (about 15 GFLOP per 128 px frame at the paper's widths). Frames never
-interact, so chunked generation equals one-shot generation exactly.
+interact, so chunked generation equals one-shot generation exactly (in fp32; bf16 kernels may round
+a frame differently with the number of frames per GEMM).
 
 Inference (no autograd) keeps the maps pixel-major, `[B, T, H*W, C]` (`_render_pixels`): each
 1x1 layer is then one oneDNN linear on T*H*W rows with its bias and lrelu fused into the GEMM's
 output pass, and the upsampled skips are added along contiguous channels. Frames go in groups
 that keep each map near `PIXEL_GROUP` pixels (the 32 px blocks take 16 frames per GEMM, the
-128 px ones one). digan-paper-128 in bf16 on a 2-core AMX Xeon: 21 -> 68-76 frames/s, 47-51% of
+128 px ones one). digan-paper-128 in bf16 on a 2-core AMX Xeon: 21 -> 67-78 frames/s, 47-54% of
 the machine's bf16 GEMM peak (benchmarks/README.md). Training and traces keep the layout above.
 """
 
