@@ -177,3 +177,25 @@ def test_style_folded_into_the_weight_for_one_large_map_matches_the_plain_layer(
     scale = want.float().abs().max()
     assert scale > 0.5 and (want < 0).any()
     assert (got.float() - want.float()).abs().max() <= tol * scale
+
+
+def test_bf16_up_convs_take_the_polyphase_form_from_16_px_on(monkeypatch):
+    """With native bf16 kernels the stride-2 up-conv runs as four regular convs from 16 x 16
+    inputs on (fp32 only from 128 x 128); the output stays within bf16 rounding of fp32."""
+    import vidgan.nn.stylegan2 as sg
+    from vidgan.precision import slow_lowp_dtype
+
+    calls = []
+    inner = sg._polyphase
+    monkeypatch.setattr(sg, "_polyphase", lambda *a, **k: calls.append(1) or inner(*a, **k))
+    torch.manual_seed(2)
+    conv = ModulatedConv2d(8, 6, 3, 4, upsample=True)
+    x, style = torch.randn(1, 8, 16, 16), torch.randn(1, 4)
+    with torch.no_grad():
+        ref = conv(x, style)  # fp32: the plain transposed conv at 16 px
+        assert calls == []
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = conv(x, style)
+            native = slow_lowp_dtype(x) is None
+    assert calls == ([1] if native else [])
+    assert (got.float() - ref).abs().max() <= 2e-2 * ref.abs().max()

@@ -23,7 +23,7 @@ from vidgan.nn.equalized import (
 )
 from vidgan.nn.polyphase import conv_transpose2d_stride2_polyphase
 from vidgan.nn.upfirdn import Blur, Upsample
-from vidgan.precision import emulated_lowp, slow_lowp_dtype
+from vidgan.precision import emulated_lowp, lowp_dtype, slow_lowp_dtype
 
 BLUR = (1, 3, 3, 1)
 
@@ -43,8 +43,11 @@ def channel_table(
 INPLACE_INFERENCE = True
 
 # Inference only: up-sampling convs on input maps of at least this many pixels use the polyphase
-# form (measured faster only for 128x128 inputs on 2-core CPU; smaller maps keep the plain op).
+# form (fp32: faster only for 128x128 inputs on 2-core CPUs; smaller maps keep the plain op).
+# With native bf16 kernels (AMX) it pays from 16x16 on: 1.35-1.8x at 16 to 128 px inputs,
+# 0.3-0.8x at 4 and 8 px (benchmarks/README.md, session 8).
 POLYPHASE_MIN_PIXELS = 128 * 128
+POLYPHASE_MIN_PIXELS_BF16 = 16 * 16
 
 
 def _polyphase(x: Tensor, weight: Tensor, bias: None = None) -> Tensor:
@@ -164,9 +167,11 @@ class ModulatedConv2d(nn.Module):
         x = x.mul_(sx) if consume and _inplace_ok(x) else x * sx
         if self.upsample:
             wt = weight  # (Cin, Cout, k, k)
+            native_lowp = lowp_dtype(x) is not None and slow_lowp_dtype(x) is None
+            min_pixels = POLYPHASE_MIN_PIXELS_BF16 if native_lowp else POLYPHASE_MIN_PIXELS
             fast = (
                 self.kernel_size == 3
-                and x.shape[-2] * x.shape[-1] >= POLYPHASE_MIN_PIXELS
+                and x.shape[-2] * x.shape[-1] >= min_pixels
                 and not torch.is_grad_enabled()
             )
             x = (
