@@ -418,14 +418,14 @@ class DIGANSynthesis(nn.Module):
             for i in range(0, t.shape[1], low):
                 tl = t[:, i : i + low]
                 rot = [self._frame_weights(p, tl) for p in plan]
-                x, img = self._run_pixel_blocks(plan[:split], rot[:split], tl, None, None, 0)
+                x, img = self._run_pixel_blocks(plan[:split], rot[:split], None, None, 0)
                 prev = plan[split - 1].n if split else 0
                 for j in range(0, tl.shape[1], high):
                     sl = slice(j, j + high)
                     rj = [None if r is None else r[:, sl] for r in rot[split:]]
                     xj = None if x is None else x[:, sl]
                     imgj = None if img is None else img[:, sl]
-                    _, out = self._run_pixel_blocks(plan[split:], rj, tl[:, sl], xj, imgj, prev)
+                    _, out = self._run_pixel_blocks(plan[split:], rj, xj, imgj, prev)
                     n = plan[-1].n
                     parts.append(out.view(*out.shape[:2], n, n, -1).permute(0, 1, 4, 2, 3))
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, T, 3, H, W)
@@ -441,14 +441,16 @@ class DIGANSynthesis(nn.Module):
         ):  # fmt: skip
             block = getattr(self, name)
             convs = [(w * SQRT2, c.bias * SQRT2) for c, w in zip(block.convs(), conv_w)]
-            if block.up and fuser is None:
-                raise VidganError(f"{name} upsamples but has no coordinate fuser.")
+            if (fuser is not None) != (block.up or not plan):  # what DIGANSynthesis builds
+                raise VidganError(
+                    f"{name}: only the first and the upsampling blocks take features."
+                )
             p = _PixelBlock(n=n, up=block.up, rgb=(rgb_w.to(dt), block.torgb.bias.to(dt)))
             if fuser is not None:
                 f = block.coord_fuser
                 freqs, phase, code = (v.float() for v in fuser)
                 grid = coords.stage(n).to(freqs.device)
-                p.fourier = (f, freqs, phase, code, grid, pixel_features(freqs, phase, grid, dt))
+                p.fourier = (f, code, pixel_features(freqs, phase, grid, dt))
                 (w0, b0), *convs = convs
                 cx = w0.shape[2] - f.out_channels  # channels of the previous block's output
                 p.first = (w0[:, :, :cx].to(dt).contiguous(), w0[:, :, cx:], b0.to(dt))
@@ -461,35 +463,29 @@ class DIGANSynthesis(nn.Module):
         """The per-frame weights `[B, T, C, 2E]` of a block's features (`rotate_weight`)."""
         if p.fourier is None or p.first is None:
             return None
-        f, _, _, code, _, _ = p.fourier
+        f, code, _ = p.fourier
         return f.rotate_weight(p.first[1], _frame_shifts(f, code, t))
 
     @staticmethod
     def _run_pixel_blocks(
         plan: list[_PixelBlock],
         rot: list[Tensor | None],
-        t: Tensor,
         x: Tensor | None,
         img: Tensor | None,
         prev: int,
     ) -> tuple[Tensor | None, Tensor | None]:
         """Blocks `plan` on maps `x` / RGB skip `img` (`[B, T, n*n, C]`, None before the first
-        block) of the frames at times `t`; `prev` = pixels per side of the incoming maps."""
+        block), `rot` their per-frame feature weights (`_frame_weights`); `prev` = pixels per
+        side of the incoming maps."""
         for p, w_rot in zip(plan, rot):
             if p.fourier is not None and p.first is not None and w_rot is not None:
-                f, freqs, phase, code, grid, base = p.fourier
-                w_x, w_f, bias = p.first
+                base = p.fourier[2]
+                w_x, _, bias = p.first
                 if p.up:  # the x part at the coarse size, bias included, then the new features
                     coarse = pixel_layer(x, w_x, bias, lrelu=False)
                     x = F.leaky_relu_(pixel_frames_layer(base, w_rot, coarse, prev), 0.2)
-                elif x is None:  # the input block: coordinates alone
+                else:  # the input block: coordinates alone
                     x = F.leaky_relu_(pixel_frames_layer(base, w_rot).add_(bias), 0.2)
-                else:
-                    shift = _frame_shifts(f, code, t)
-                    feats = f.features(f.spatial_phase(freqs, grid), phase, shift)
-                    feats = feats.transpose(2, 3).to(base.dtype)
-                    w0 = torch.cat([w_x, w_f.to(w_x.dtype)], 2)
-                    x = pixel_layer(torch.cat([x, feats], 3), w0, bias, lrelu=True)
             for weight, bias in p.layers:
                 x = pixel_layer(x, weight, bias, lrelu=True)
             rgb = pixel_layer(x, *p.rgb, lrelu=False)  # (B, T, n*n, 3)
@@ -517,8 +513,8 @@ class _PixelBlock:
     n: int  # pixels per side
     up: bool
     rgb: tuple[Tensor, Tensor]  # ToRGB weight [B, 3, C] and bias
-    # fuser, frequencies [B,E,2], phase [B,E], motion code [B,E], grid [2,n,n], features [B,P,2E]
-    fourier: tuple[TemporalFourierFeatures, Tensor, Tensor, Tensor, Tensor, Tensor] | None = None
+    # fuser, motion code [B, E], time-free features [B, n*n, 2E]
+    fourier: tuple[TemporalFourierFeatures, Tensor, Tensor] | None = None
     first: tuple[Tensor, Tensor, Tensor] | None = None  # first layer: W_x, W_features, bias
     layers: list[tuple[Tensor, Tensor]] = field(default_factory=list)  # (weight, bias), scaled
 
