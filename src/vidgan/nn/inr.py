@@ -296,9 +296,8 @@ def linear_act(x: Tensor, weight: Tensor, bias: Tensor | None, *, lrelu: bool) -
     On CPUs oneDNN adds the bias and applies the lrelu while it writes the product
     (`torch.ops.mkldnn._linear_pointwise`): one pass over the output instead of three.
     """
-    weight = weight.to(
-        x.dtype
-    ).contiguous()  # a strided weight sends oneDNN to a ~1000x slower path
+    # contiguous: oneDNN's fp32 path took ~1000x longer with a strided (sliced) weight
+    weight = weight.to(x.dtype).contiguous()
     bias = None if bias is None else bias.to(x.dtype)
     if _fused_linear_ok(x):
         act, scalars = ("leaky_relu", [0.2]) if lrelu else ("none", [])
