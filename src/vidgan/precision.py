@@ -169,12 +169,12 @@ def lowp_conv_route(x: Tensor, weight: Tensor, bias: Tensor | None) -> _Route | 
 
     - Without native kernels: `emulated_lowp`'s fp32 kernels on rounded operands.
     - With native kernels, when differentiated: the native forward and input gradient, and the
-      weight and bias gradients from fp32 kernels on the same rounded operands
-      (`_NativeLowpConv`). Why: PyTorch 2.13's native bf16 3-D weight gradients are unusable on
-      an AMX Xeon. At one thread some are NaN (conv3d of [1, 128, 4, 32, 32] with 3x3x3
-      weights, conv_transpose3d of [8, 128, 1, 32, 32] with (1, 4, 4)); at two threads some
-      never finish (conv3d 512 -> 512, 3x3x3, stride 2 on [1, 512, 6, 65, 65]: over 5 minutes;
-      0.07 s on [1, 512, 10, 49, 49]), which stalled the fmr-paper-256 bf16 training step.
+      weight gradient as native 2-D weight gradients per temporal tap (`_NativeLowpConv`).
+      Why: PyTorch 2.13's native bf16 3-D weight gradients are unusable on an AMX Xeon. At
+      one thread some are NaN (conv3d of [1, 128, 4, 32, 32] with 3x3x3 weights,
+      conv_transpose3d of [8, 128, 1, 32, 32] with (1, 4, 4)); at two threads some never
+      finish (conv3d 512 -> 512, 3x3x3, stride 2 on [1, 512, 6, 65, 65]: over 5 minutes; 0.07 s
+      on [1, 512, 10, 49, 49]), which stalled the fmr-paper-256 bf16 training step.
     """
     if x.device.type != "cpu":
         return None
@@ -189,8 +189,9 @@ def lowp_conv_route(x: Tensor, weight: Tensor, bias: Tensor | None) -> _Route | 
 
 
 class _NativeLowpConv(torch.autograd.Function):
-    """A low-precision convolution whose weight and bias gradients come from fp32 kernels on the
-    rounded operands (fp32 accumulation, as the native kernels would); see `lowp_conv_route`."""
+    """A low-precision 3-D convolution whose weight gradient comes from native 2-D kernels, one
+    per temporal tap (`_weight_grad_by_taps`), and its bias gradient from an fp32 sum; see
+    `lowp_conv_route`."""
 
     @staticmethod
     def forward(
@@ -217,15 +218,46 @@ class _NativeLowpConv(torch.autograd.Function):
                 gx = torch.ops.aten.convolution_backward(
                     gy, xl, wl, None, *ctx.params, [True, False, False]
                 )[0].to(ctx.dtypes[0])
-            if need_w or need_b:
-                _, gw, gb = torch.ops.aten.convolution_backward(
-                    gy.float(),
-                    xl.float(),
-                    wl.float(),
-                    ctx.bias_shape,
-                    *ctx.params,
-                    [False, need_w, need_b],
-                )
-                gw = None if gw is None else gw.to(ctx.dtypes[1])
-                gb = None if gb is None else gb.to(ctx.bias_dtype)
+            if need_w:
+                gw = _weight_grad_by_taps(gy, xl, wl, ctx.params).to(ctx.dtypes[1])
+            if need_b:
+                gb = gy.float().sum(dim=(0, 2, 3, 4)).to(ctx.bias_dtype)
         return gx, gw, gb, None, None
+
+
+def _weight_grad_by_taps(gy: Tensor, x: Tensor, weight: Tensor, params: tuple) -> Tensor:
+    """The weight gradient of a low-precision 3-D (transposed) convolution as one native 2-D
+    weight gradient per temporal tap, the output frames folded into the batch.
+
+    Why: native bf16 3-D weight gradients are NaN or never finish for some shapes (see
+    `lowp_conv_route`), the 2-D ones of the same sums are not (conv3d 512 -> 512, 3x3x3,
+    stride 2 on [1, 512, 6, 65, 65]: 0.06 s at 2 threads, finite at 1), and the fp32 kernels
+    they replace run at ~1/8 of AMX's rate. Dilated or grouped convolutions take the fp32
+    kernels. A transposed convolution's weight gradient is that of the convolution of its
+    output gradient (as input) to its input (as output gradient).
+    """
+    stride, padding, dilation, transposed, _, groups = params
+    if groups != 1 or any(d != 1 for d in dilation):
+        return torch.ops.aten.convolution_backward(
+            gy.float(), x.float(), weight.float(), None, *params, [False, True, False]
+        )[1]
+    inp, out = (gy, x) if transposed else (x, gy)  # inp * W -> out, as a convolution
+    st, pd = stride[0], padding[0]
+    depth, out_depth = inp.shape[2], out.shape[2]
+    p2 = (stride[1:], padding[1:], dilation[1:], False, [0, 0], 1)
+    taps = []
+    for a in range(weight.shape[2]):
+        lo = max(0, -((a - pd) // st))  # first output frame whose tap a lands inside inp
+        hi = min(out_depth, (depth - 1 - a + pd) // st + 1)
+        if hi <= lo:
+            taps.append(torch.zeros_like(weight[:, :, a], dtype=torch.float32))
+            continue
+        first = lo * st + a - pd
+        xa = inp[:, :, first : first + st * (hi - lo - 1) + 1 : st]  # (N, C, hi - lo, H, W)
+        ga = out[:, :, lo:hi]
+        xa, ga = (t.transpose(1, 2).flatten(0, 1) for t in (xa, ga))  # frames into the batch
+        g = torch.ops.aten.convolution_backward(
+            ga, xa, weight[:, :, a], None, *p2, [False, True, False]
+        )[1]
+        taps.append(g.float())
+    return torch.stack(taps, 2)

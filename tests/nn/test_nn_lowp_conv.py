@@ -115,11 +115,15 @@ def _lin(y):
         ),
     ],
 )
-def test_native_bf16_3d_conv_takes_its_weight_gradient_from_fp32_kernels(conv, xs, ws, kw, threads):
+def test_native_bf16_3d_conv_takes_its_weight_gradient_from_2d_kernels_per_tap(
+    conv, xs, ws, kw, threads
+):
     """With native bf16 kernels, a differentiated 3-D conv keeps the native forward and input
-    gradient and takes its weight and bias gradients from fp32 kernels on the bf16-rounded
-    operands (native bf16 weight gradients are NaN or never finish for some shapes; see
-    `lowp_conv_route`). Checked against the plain ops, at one and two threads."""
+    gradient; its weight gradient is one native 2-D weight gradient per temporal tap (native
+    bf16 3-D weight gradients are NaN or never finish for some shapes; see `lowp_conv_route`)
+    and its bias gradient an fp32 sum. Checked against the plain ops at one and two threads:
+    the weight gradient against fp32 on the rounded operands, within the bf16 rounding of its
+    output (8 bits), the bias gradient to fp32 accuracy."""
     prec._NATIVE[BF16] = True
     plain = F.conv3d if conv is prec.conv3d else F.conv_transpose3d
     g = torch.Generator().manual_seed(0)
@@ -146,8 +150,9 @@ def test_native_bf16_3d_conv_takes_its_weight_gradient_from_fp32_kernels(conv, x
     x32, w32, b32 = (r(t).float().requires_grad_(True) for t in (x, w, b))
     plain(x32, w32, b32, **kw).backward(gy.float())  # fp32 weight and bias gradients
     assert torch.isfinite(w.grad).all() and w.grad.abs().sum() > 0
-    torch.testing.assert_close(w.grad, w32.grad, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(b.grad, b32.grad, rtol=1e-5, atol=1e-6)
+    assert (w.grad - w32.grad).abs().max() <= 8e-3 * w32.grad.abs().max()
+    assert not torch.equal(w.grad, w32.grad)  # bf16 kernels, not the fp32 ones
+    torch.testing.assert_close(b.grad, b32.grad, rtol=1e-5, atol=1e-5)
 
 
 def test_3d_conv_route_only_for_differentiated_low_precision_cpu_convs():
@@ -196,3 +201,28 @@ def test_3d_conv_weight_gradient_is_finite_at_one_thread_in_bf16():
         torch.set_num_threads(threads)
     assert torch.isfinite(gw).all()
     _close(gw, wf.grad)
+
+
+@pytest.mark.timeout(120)
+def test_the_3d_weight_gradient_that_never_finished_natively_is_fast_and_finite():
+    """conv3d 512 -> 512, 3x3x3, stride 2 on [1, 512, 6, 65, 65]: PyTorch 2.13's native bf16
+    weight gradient did not finish in 5 minutes at 2 threads on an AMX Xeon (NaN at 1 thread).
+    Through `conv3d` it takes well under a second, finite and within bf16 rounding of fp32."""
+    prec._NATIVE[BF16] = True
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 512, 6, 65, 65, generator=g)
+    w = (torch.randn(512, 512, 3, 3, 3, generator=g) * 0.01).requires_grad_(True)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.autocast("cpu", dtype=BF16):
+            y = prec.conv3d(x, w, None, 2)
+        gy = _lin(y)
+        y.float().mul(gy).sum().backward()
+    finally:
+        torch.set_num_threads(saved)
+    r = lambda t: t.detach().to(BF16).float()  # noqa: E731
+    w32 = r(w).requires_grad_(True)
+    F.conv3d(r(x), w32, None, 2).backward(gy.to(BF16).float())
+    assert torch.isfinite(w.grad).all()
+    assert (w.grad - w32.grad).abs().max() <= 8e-3 * w32.grad.abs().max()
