@@ -203,7 +203,6 @@ class _NativeLowpConv(torch.autograd.Function):
             y = torch.ops.aten.convolution(xl, wl, bl, *params)
         ctx.save_for_backward(xl, wl)
         ctx.params, ctx.dtypes = params, (x.dtype, weight.dtype)
-        ctx.bias_shape = None if bias is None else list(bias.shape)
         ctx.bias_dtype = None if bias is None else bias.dtype
         return y
 
@@ -246,6 +245,7 @@ def _weight_grad_by_taps(gy: Tensor, x: Tensor, weight: Tensor, params: tuple) -
     depth, out_depth = inp.shape[2], out.shape[2]
     p2 = (stride[1:], padding[1:], dilation[1:], False, [0, 0], 1)
     taps = []
+    frames: dict[tuple[int, int], Tensor] = {}  # output frames lo:hi, folded into the batch
     for a in range(weight.shape[2]):
         lo = max(0, -((a - pd) // st))  # first output frame whose tap a lands inside inp
         hi = min(out_depth, (depth - 1 - a + pd) // st + 1)
@@ -254,8 +254,10 @@ def _weight_grad_by_taps(gy: Tensor, x: Tensor, weight: Tensor, params: tuple) -
             continue
         first = lo * st + a - pd
         xa = inp[:, :, first : first + st * (hi - lo - 1) + 1 : st]  # (N, C, hi - lo, H, W)
-        ga = out[:, :, lo:hi]
-        xa, ga = (t.transpose(1, 2).flatten(0, 1) for t in (xa, ga))  # frames into the batch
+        xa = xa.transpose(1, 2).flatten(0, 1)  # frames into the batch
+        if (lo, hi) not in frames:  # most taps see the same output frames: fold them once
+            frames[lo, hi] = out[:, :, lo:hi].transpose(1, 2).flatten(0, 1)
+        ga = frames[lo, hi]
         g = torch.ops.aten.convolution_backward(
             ga, xa, weight[:, :, a], None, *p2, [False, True, False]
         )[1]
